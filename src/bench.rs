@@ -1,0 +1,78 @@
+//! `iq-tui bench`: training throughput on synthetic tokens, at the sizes
+//! people compare (vocabulary 10k, batch 20, BPTT 35).
+
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::data::Segment;
+use crate::model::{LstmLm, ModelDims, StepOptions};
+
+/// One measured configuration.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Throughput {
+    pub layers: usize,
+    pub hidden: usize,
+    pub vocab: usize,
+    pub batch: usize,
+    pub bptt: usize,
+    pub threads: usize,
+    /// Median over the timed steps.
+    pub tokens_per_sec: f64,
+    pub step_ms: f64,
+}
+
+/// Times full training steps (forward, backward, clip, SGD) after one warm-up.
+pub fn training_throughput(
+    layers: usize,
+    hidden: usize,
+    vocab: usize,
+    batch: usize,
+    bptt: usize,
+    steps: usize,
+) -> Throughput {
+    let dims = ModelDims {
+        vocab,
+        embed: hidden,
+        hidden,
+        layers,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut model = LstmLm::<f32>::new(dims, 0.1, &mut rng);
+    let n = batch * bptt;
+    let segment = |rng: &mut ChaCha8Rng| Segment {
+        steps: bptt,
+        streams: batch,
+        inputs: (0..n).map(|_| rng.gen_range(0..vocab as u32)).collect(),
+        targets: (0..n).map(|_| rng.gen_range(0..vocab as u32)).collect(),
+    };
+    let opts = StepOptions {
+        lr: 0.1,
+        clip: Some(0.25),
+        loss_scale: 1.0 / n as f64,
+        dropout: 0.0,
+    };
+    let mut state = model.zero_state(batch);
+    let warm = segment(&mut rng);
+    model.train_step(&warm, &mut state, &opts, &mut rng);
+    let mut times = Vec::with_capacity(steps);
+    for _ in 0..steps.max(1) {
+        let seg = segment(&mut rng);
+        let start = Instant::now();
+        model.train_step(&seg, &mut state, &opts, &mut rng);
+        times.push(start.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    Throughput {
+        layers,
+        hidden,
+        vocab,
+        batch,
+        bptt,
+        threads: rayon::current_num_threads(),
+        tokens_per_sec: n as f64 / median,
+        step_ms: median * 1e3,
+    }
+}

@@ -1,0 +1,296 @@
+//! Command-line interface: argument parsing and wiring only.
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex};
+
+use clap::{Args, Parser, Subcommand};
+use color_eyre::eyre::{eyre, Result, WrapErr};
+
+use crate::data::{self, DataError};
+use crate::engine::{self, Control, Listener, Outcome, Record};
+use crate::experiment::{self, Experiment};
+use crate::headless::Printer;
+use crate::store::RunDir;
+
+/// Exit status for bad input: an invalid experiment, missing or corrupt data.
+pub const EXIT_BAD_INPUT: i32 = 2;
+/// Exit status for a run stopped before its end (Ctrl-C, SIGTERM).
+pub const EXIT_STOPPED: i32 = 130;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "iq-tui",
+    version,
+    about = "Retraining-based iterative weight quantization of LSTM language models, explored from a terminal",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Experiment file to open in the dashboard.
+    experiment: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run an experiment.
+    Run(RunArgs),
+    /// Check an experiment file; exit status 2 if it is invalid.
+    Validate {
+        file: PathBuf,
+        #[command(flatten)]
+        set: SetArgs,
+    },
+    /// Measure training throughput (tokens/s) at standard sizes.
+    Bench(BenchArgs),
+    /// Download Penn Treebank into the cache (or DIR), verified by SHA-256.
+    FetchPtb {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct SetArgs {
+    /// Override a field, e.g. `--set training.epochs=1` (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    set: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    file: PathBuf,
+    /// No dashboard: progress on the terminal or as plain lines.
+    #[arg(long)]
+    headless: bool,
+    /// Print the resolved experiment (after defaults and overrides) and exit.
+    #[arg(long)]
+    dry_run: bool,
+    /// Run directory (default: <output.dir>/<name>-<timestamp>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    set: SetArgs,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Timed steps per configuration (median reported).
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Configurations as LAYERSxHIDDEN.
+    #[arg(long, value_delimiter = ',', default_value = "1x200,2x200,2x650")]
+    sizes: Vec<String>,
+    #[arg(long, default_value_t = 10_000)]
+    vocab: usize,
+    #[arg(long, default_value_t = 20)]
+    batch: usize,
+    #[arg(long, default_value_t = 35)]
+    bptt: usize,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the program; returns the exit status.
+pub fn main() -> Result<i32> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Run(args)) => run(args),
+        Some(Command::Validate { file, set }) => match load(&file, &set.set) {
+            Ok(_) => {
+                println!("{}: valid", file.display());
+                Ok(0)
+            }
+            Err(code) => Ok(code),
+        },
+        Some(Command::Bench(args)) => bench(args),
+        Some(Command::FetchPtb { dir }) => fetch_ptb(dir),
+        None => match cli.experiment {
+            Some(file) => {
+                // The live dashboard is not built yet: run headless and say so.
+                eprintln!(
+                    "note: the dashboard is not available in this version; running headless (same as `iq-tui run {} --headless`)",
+                    file.display()
+                );
+                run(RunArgs {
+                    file,
+                    headless: true,
+                    dry_run: false,
+                    out: None,
+                    set: SetArgs { set: vec![] },
+                })
+            }
+            None => {
+                use clap::CommandFactory;
+                Cli::command().print_help()?;
+                Ok(EXIT_BAD_INPUT)
+            }
+        },
+    }
+}
+
+/// Loads and validates; on failure prints the error and returns exit status 2.
+fn load(file: &Path, set: &[String]) -> std::result::Result<Experiment, i32> {
+    experiment::load(file, set).map_err(|e| {
+        eprintln!("error: invalid experiment\n{e}");
+        EXIT_BAD_INPUT
+    })
+}
+
+fn data_error_status(e: &DataError) -> i32 {
+    match e {
+        DataError::Io { .. } | DataError::Download { .. } => 1,
+        _ => EXIT_BAD_INPUT,
+    }
+}
+
+fn run(args: RunArgs) -> Result<i32> {
+    let experiment = match load(&args.file, &args.set.set) {
+        Ok(e) => e,
+        Err(code) => return Ok(code),
+    };
+    if args.dry_run {
+        print!("{}", experiment::to_ron(&experiment));
+        return Ok(0);
+    }
+    if !args.headless {
+        eprintln!("note: the dashboard is not available in this version; running headless");
+    }
+    let corpus = match data::load(&experiment.data, experiment.seed) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(data_error_status(&e));
+        }
+    };
+    let run_dir = RunDir::create(
+        &experiment.output.dir,
+        &experiment.name,
+        args.out.as_deref(),
+    )
+    .wrap_err("cannot create the run directory")?;
+    run_dir
+        .write_atomic("experiment.ron", experiment::to_ron(&experiment).as_bytes())
+        .wrap_err("cannot write the run directory")?;
+    init_log(&run_dir.file("run.log"))?;
+    println!("run directory: {}", run_dir.path.display());
+
+    let control = Control::new();
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(signal, control.stop_flag())?;
+    }
+    let mut event_log = run_dir
+        .event_log()
+        .wrap_err("cannot write the run directory")?
+        .stop_on_error(control.clone());
+
+    let (tx, rx) = mpsc::channel::<Record>();
+    let engine_control = control.clone();
+    let worker = std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || {
+            let mut forward = move |r: &Record| {
+                let _ = tx.send(r.clone());
+            };
+            let outcome = engine::run(
+                &experiment,
+                &corpus,
+                vec![&mut event_log as &mut dyn Listener, &mut forward],
+                &engine_control,
+            );
+            (outcome, event_log.take_error())
+        })?;
+    let mut printer = Printer::new();
+    for record in rx {
+        printer.on_record(&record);
+    }
+    let (outcome, log_error) = worker
+        .join()
+        .map_err(|_| eyre!("the training thread panicked"))?;
+    if let Some(e) = log_error {
+        return Err(
+            eyre!(e).wrap_err("the run was stopped because its records could not be written")
+        );
+    }
+    match outcome {
+        Outcome::Finished(summary) => {
+            run_dir
+                .write_json("summary.json", &summary)
+                .wrap_err("cannot write summary.json")?;
+            println!("summary: {}", run_dir.file("summary.json").display());
+            Ok(0)
+        }
+        Outcome::Stopped => {
+            println!("records so far are in {}", run_dir.path.display());
+            Ok(EXIT_STOPPED)
+        }
+    }
+}
+
+fn init_log(path: &Path) -> Result<()> {
+    let file = std::fs::File::create(path)
+        .wrap_err_with(|| format!("cannot create {}", path.display()))?;
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(Mutex::new(file))
+        .try_init()
+        .map_err(|e| eyre!("cannot start logging: {e}"))?;
+    Ok(())
+}
+
+fn bench(args: BenchArgs) -> Result<i32> {
+    if !args.json {
+        println!(
+            "training throughput: vocab {}, batch {}, BPTT {}, {} threads, median of {} steps",
+            args.vocab,
+            args.batch,
+            args.bptt,
+            rayon::current_num_threads(),
+            args.steps
+        );
+        println!("{:>8} {:>10} {:>10}", "model", "tokens/s", "ms/step");
+    }
+    for size in &args.sizes {
+        let (layers, hidden) = size
+            .split_once('x')
+            .and_then(|(l, h)| Some((l.parse().ok()?, h.parse().ok()?)))
+            .ok_or_else(|| eyre!("size {size:?}: expected LAYERSxHIDDEN, e.g. 2x200"))?;
+        let t = crate::bench::training_throughput(
+            layers, hidden, args.vocab, args.batch, args.bptt, args.steps,
+        );
+        if args.json {
+            println!("{}", serde_json::to_string(&t)?);
+        } else {
+            println!("{:>8} {:>10.0} {:>10.1}", size, t.tokens_per_sec, t.step_ms);
+        }
+    }
+    Ok(0)
+}
+
+fn fetch_ptb(dir: Option<PathBuf>) -> Result<i32> {
+    let dir = match dir.or_else(data::ptb::cache_dir) {
+        Some(d) => d,
+        None => {
+            eprintln!("error: no cache directory on this system; pass --dir");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    let base =
+        std::env::var("IQ_TUI_PTB_URL").unwrap_or_else(|_| data::ptb::DEFAULT_BASE_URL.into());
+    println!("downloading Penn Treebank from {base}");
+    match data::ptb::download(&base, &dir, &data::ptb::FILES) {
+        Ok(()) => {
+            println!("verified (SHA-256) in {}", dir.display());
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(data_error_status(&e))
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Corpora: Penn Treebank (local or downloaded, SHA-256 verified), a
+//! synthetic corpus, the vocabulary and batching into BPTT segments.
+
+mod batch;
+mod error;
+pub mod ptb;
+mod synthetic;
+mod vocab;
+
+pub use batch::{Segment, Segments, IGNORE};
+pub use error::DataError;
+pub use synthetic::synthetic_corpus;
+pub use vocab::{Vocab, EOS};
+
+use std::path::Path;
+
+use crate::experiment::DataSource;
+
+/// A tokenised corpus: every split as word ids, with `<eos>` at each line end.
+#[derive(Debug, Clone)]
+pub struct Corpus {
+    pub vocab: Vocab,
+    pub train: Vec<u32>,
+    pub valid: Vec<u32>,
+    pub test: Vec<u32>,
+    /// Where it came from, for logs and records.
+    pub origin: String,
+}
+
+impl Corpus {
+    /// Builds the vocabulary from `train` and tokenises all three texts.
+    pub fn from_texts(
+        train: (&Path, &str),
+        valid: (&Path, &str),
+        test: (&Path, &str),
+        origin: String,
+    ) -> Result<Self, DataError> {
+        let vocab = Vocab::build(train.1);
+        Ok(Self {
+            train: vocab.encode(train.0, train.1)?,
+            valid: vocab.encode(valid.0, valid.1)?,
+            test: vocab.encode(test.0, test.1)?,
+            vocab,
+            origin,
+        })
+    }
+
+    pub fn split(&self, split: Split) -> &[u32] {
+        match split {
+            Split::Train => &self.train,
+            Split::Valid => &self.valid,
+            Split::Test => &self.test,
+        }
+    }
+}
+
+/// The three standard splits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Valid,
+    Test,
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Split::Train => "train",
+            Split::Valid => "valid",
+            Split::Test => "test",
+        })
+    }
+}
+
+/// Loads the corpus an experiment names.
+pub fn load(source: &DataSource, seed: u64) -> Result<Corpus, DataError> {
+    match source {
+        DataSource::Ptb { dir } => ptb::load(dir.as_deref()),
+        DataSource::Synthetic {
+            vocab,
+            train_tokens,
+            valid_tokens,
+            test_tokens,
+        } => Ok(synthetic_corpus(
+            *vocab,
+            [*train_tokens, *valid_tokens, *test_tokens],
+            seed,
+        )),
+    }
+}

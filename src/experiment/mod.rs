@@ -1,0 +1,46 @@
+//! Experiments: the RON schema, `--set` overrides and validation.
+//!
+//! Every failure becomes an [`ExperimentError`] that names the file, the
+//! line and column where the format allows, the field and what is allowed.
+
+mod error;
+mod overrides;
+mod schema;
+mod validate;
+
+use std::path::Path;
+
+pub use error::{ExperimentError, Problem};
+pub use schema::*;
+
+/// Reads, overrides and validates an experiment file.
+pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, ExperimentError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ExperimentError::single(path, "", Problem::io(format!("cannot read the file: {e}")))
+    })?;
+    parse(path, &text, overrides)
+}
+
+/// Parses experiment text (the file's contents), then applies overrides and validates.
+pub fn parse(path: &Path, text: &str, overrides: &[String]) -> Result<Experiment, ExperimentError> {
+    let experiment: Experiment = ron::Options::default()
+        .from_str(text)
+        .map_err(|e| ExperimentError::single(path, text, Problem::from_ron(&e)))?;
+    let experiment = overrides::apply(experiment, overrides)
+        .map_err(|p| ExperimentError::single(path, text, p))?;
+    let problems = validate::check(&experiment);
+    if problems.is_empty() {
+        Ok(experiment)
+    } else {
+        Err(ExperimentError::new(path, text, problems))
+    }
+}
+
+/// The resolved experiment as RON: every value after defaults and overrides.
+/// Parsing this text gives back the same experiment.
+pub fn to_ron(experiment: &Experiment) -> String {
+    let config = ron::ser::PrettyConfig::new()
+        .struct_names(true)
+        .depth_limit(4);
+    ron::ser::to_string_pretty(experiment, config).expect("an experiment always serialises")
+}

@@ -1,0 +1,153 @@
+//! `--set path=value` overrides, applied to the parsed experiment.
+//!
+//! The experiment is turned into a JSON tree, the value is written at the
+//! dotted path, and the tree is deserialised again, so an override goes
+//! through exactly the same type checks as the file itself. Enum variants are
+//! stepped through transparently: `data.dir` reaches `data: Ptb(dir: ..)`.
+
+use serde_json::Value;
+
+use super::{Experiment, Problem};
+
+pub fn apply(experiment: Experiment, overrides: &[String]) -> Result<Experiment, Problem> {
+    if overrides.is_empty() {
+        return Ok(experiment);
+    }
+    let mut tree = serde_json::to_value(&experiment).expect("an experiment always serialises");
+    for spec in overrides {
+        let (path, raw) = spec.split_once('=').ok_or_else(|| Problem {
+            field: None,
+            message: format!("--set {spec}: expected PATH=VALUE, e.g. training.epochs=1"),
+            allowed: None,
+            position: None,
+        })?;
+        let path = path.trim();
+        let slot = find_slot(&mut tree, path).map_err(|message| Problem {
+            field: Some(path.to_string()),
+            message: format!("--set {spec}: {message}"),
+            allowed: None,
+            position: None,
+        })?;
+        *slot = parse_value(raw.trim());
+        serde_json::from_value::<Experiment>(tree.clone()).map_err(|e| Problem {
+            field: Some(path.to_string()),
+            message: format!("--set {spec}: {e}"),
+            allowed: None,
+            position: None,
+        })?;
+    }
+    Ok(serde_json::from_value(tree).expect("checked after every override"))
+}
+
+fn find_slot<'a>(tree: &'a mut Value, path: &str) -> Result<&'a mut Value, String> {
+    let mut node = tree;
+    for key in path.split('.') {
+        node = step_into_variant(node, key);
+        let Value::Object(map) = node else {
+            return Err(format!("`{key}` is not inside a structure"));
+        };
+        if !map.contains_key(key) {
+            let mut known: Vec<&str> = map.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            return Err(format!(
+                "no field `{key}` here; the fields are: {}",
+                known.join(", ")
+            ));
+        }
+        node = map.get_mut(key).expect("checked above");
+    }
+    Ok(node)
+}
+
+/// An externally tagged enum is `{"Variant": {..}}`; step into it when the
+/// key is not found at this level.
+fn step_into_variant<'a>(node: &'a mut Value, key: &str) -> &'a mut Value {
+    let is_variant = matches!(node, Value::Object(m) if m.len() == 1
+        && !m.contains_key(key)
+        && m.keys().next().is_some_and(|k| k.starts_with(|c: char| c.is_ascii_uppercase()))
+        && m.values().next().is_some_and(Value::is_object));
+    if is_variant {
+        let Value::Object(map) = node else {
+            unreachable!()
+        };
+        map.values_mut().next().expect("one entry")
+    } else {
+        node
+    }
+}
+
+/// Values are JSON when they parse as JSON (numbers, booleans, "strings",
+/// objects for struct variants); RON's `None` and `Some(x)` are understood;
+/// anything else is taken as a bare string (paths, unit enum variants).
+fn parse_value(raw: &str) -> Value {
+    if raw == "None" {
+        return Value::Null;
+    }
+    if let Some(inner) = raw.strip_prefix("Some(").and_then(|r| r.strip_suffix(')')) {
+        return parse_value(inner.trim());
+    }
+    serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::{DataSource, LossScale};
+
+    fn base() -> Experiment {
+        Experiment {
+            name: "t".into(),
+            seed: 1,
+            data: DataSource::Ptb { dir: None },
+            model: Default::default(),
+            training: Default::default(),
+            eval: Default::default(),
+            output: Default::default(),
+        }
+    }
+
+    fn set(s: &[&str]) -> Result<Experiment, Problem> {
+        apply(base(), &s.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn sets_nested_scalars_options_and_unit_variants() {
+        let e = set(&[
+            "training.epochs=1",
+            "model.dropout=0.5",
+            "training.clip=None",
+            "model.embed=Some(64)",
+            "training.loss=MeanPerToken",
+            "seed=7",
+        ])
+        .unwrap();
+        assert_eq!(e.training.epochs, 1);
+        assert_eq!(e.model.dropout, 0.5);
+        assert_eq!(e.training.clip, None);
+        assert_eq!(e.model.embed, Some(64));
+        assert_eq!(e.training.loss, LossScale::MeanPerToken);
+        assert_eq!(e.seed, 7);
+    }
+
+    #[test]
+    fn steps_through_enum_variants() {
+        let e = set(&["data.dir=/tmp/ptb"]).unwrap();
+        assert_eq!(
+            e.data,
+            DataSource::Ptb {
+                dir: Some("/tmp/ptb".into())
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_are_refused() {
+        let err = set(&["training.epochz=1"]).unwrap_err();
+        assert!(err.message.contains("no field `epochz`"), "{}", err.message);
+        assert!(err.message.contains("epochs"), "{}", err.message);
+        let err = set(&["training.epochs=many"]).unwrap_err();
+        assert!(err.message.contains("invalid type"), "{}", err.message);
+        let err = set(&["training.epochs"]).unwrap_err();
+        assert!(err.message.contains("PATH=VALUE"), "{}", err.message);
+    }
+}

@@ -1,0 +1,160 @@
+//! Semantic checks: values the types allow but the method does not.
+
+use super::{DataSource, Experiment, LrPolicy, Problem};
+
+/// Every problem found; empty when the experiment can run.
+pub fn check(e: &Experiment) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut need = |ok: bool, field: &str, message: String, allowed: &str| {
+        if !ok {
+            out.push(Problem::field(field, message, allowed));
+        }
+    };
+
+    let name_ok = !e.name.is_empty()
+        && e.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    need(
+        name_ok,
+        "name",
+        format!("{:?} cannot be used in a directory name", e.name),
+        "a non-empty name of letters, digits, '.', '_' and '-'",
+    );
+
+    match &e.data {
+        DataSource::Ptb { dir: Some(dir) } => {
+            need(
+                dir.is_dir(),
+                "data.dir",
+                format!("the directory {} does not exist", dir.display()),
+                "a directory holding ptb.train.txt, ptb.valid.txt and ptb.test.txt, or None to use IQ_TUI_PTB_DIR or the download cache",
+            );
+        }
+        DataSource::Ptb { dir: None } => {}
+        DataSource::Synthetic {
+            vocab,
+            train_tokens,
+            valid_tokens,
+            test_tokens,
+        } => {
+            need(
+                (4..=1_000_000).contains(vocab),
+                "data.vocab",
+                format!("{vocab} words is not a usable vocabulary"),
+                "an integer from 4 to 1000000",
+            );
+            let one_batch = e.training.batch_size * e.training.bptt + 1;
+            need(
+                *train_tokens >= one_batch,
+                "data.train_tokens",
+                format!("{train_tokens} tokens do not fill one training batch of batch_size × bptt + 1 = {one_batch}"),
+                &format!("an integer ≥ {one_batch}"),
+            );
+            for (field, n) in [
+                ("data.valid_tokens", valid_tokens),
+                ("data.test_tokens", test_tokens),
+            ] {
+                need(
+                    *n >= 2,
+                    field,
+                    format!("{n} tokens cannot be evaluated"),
+                    "an integer ≥ 2",
+                );
+            }
+        }
+    }
+
+    let m = &e.model;
+    need(
+        m.layers >= 1 && m.layers <= 16,
+        "model.layers",
+        format!("{} layers", m.layers),
+        "an integer from 1 to 16",
+    );
+    need(
+        m.hidden >= 1,
+        "model.hidden",
+        format!("must be at least 1 (got {})", m.hidden),
+        "an integer ≥ 1",
+    );
+    if let Some(embed) = m.embed {
+        need(
+            embed >= 1,
+            "model.embed",
+            format!("must be at least 1 (got {embed})"),
+            "an integer ≥ 1, or None for the hidden size",
+        );
+    }
+    need(
+        (0.0..1.0).contains(&m.dropout),
+        "model.dropout",
+        format!("{} is not a dropout probability", m.dropout),
+        "a number in [0, 1): 0 disables dropout",
+    );
+    need(
+        m.init_range.is_finite() && m.init_range > 0.0,
+        "model.init_range",
+        format!("{} cannot bound a uniform initialisation", m.init_range),
+        "a positive number, e.g. 0.1",
+    );
+
+    let t = &e.training;
+    need(
+        t.epochs >= 1,
+        "training.epochs",
+        format!("must be at least 1 (got {})", t.epochs),
+        "an integer ≥ 1",
+    );
+    need(
+        t.batch_size >= 1,
+        "training.batch_size",
+        format!("must be at least 1 (got {})", t.batch_size),
+        "an integer ≥ 1",
+    );
+    need(
+        t.bptt >= 1,
+        "training.bptt",
+        format!("must be at least 1 (got {})", t.bptt),
+        "an integer ≥ 1",
+    );
+    need(
+        t.lr.is_finite() && t.lr > 0.0,
+        "training.lr",
+        format!("{} is not a learning rate", t.lr),
+        "a positive number",
+    );
+    if let Some(clip) = t.clip {
+        need(
+            clip.is_finite() && clip > 0.0,
+            "training.clip",
+            format!("{clip} is not a gradient-norm bound"),
+            "a positive number, or None to disable clipping",
+        );
+    }
+    if let Some(steps) = t.max_steps_per_epoch {
+        need(
+            steps >= 1,
+            "training.max_steps_per_epoch",
+            "must be at least 1 (got 0)".into(),
+            "an integer ≥ 1, or None for whole epochs",
+        );
+    }
+    match &t.lr_policy {
+        LrPolicy::Constant => {}
+        LrPolicy::DecayAfter { factor, .. } | LrPolicy::Plateau { factor, .. } => need(
+            factor.is_finite() && *factor > 0.0 && *factor <= 1.0,
+            "training.lr_policy.factor",
+            format!("{factor} would not decay the learning rate"),
+            "a number in (0, 1]",
+        ),
+    }
+
+    need(
+        e.eval.batch_size >= 1,
+        "eval.batch_size",
+        format!("must be at least 1 (got {})", e.eval.batch_size),
+        "an integer ≥ 1",
+    );
+    out
+}

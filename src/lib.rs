@@ -1,0 +1,13 @@
+//! iq-tui: retraining-based iterative weight quantization (Lee & Kim,
+//! arXiv 1805.11233) for LSTM language models, explored from a terminal.
+//!
+//! Rooms, and what each may touch, are described in ARCHITECTURE.md.
+
+pub mod bench;
+pub mod cli;
+pub mod data;
+pub mod engine;
+pub mod experiment;
+pub mod headless;
+pub mod model;
+pub mod store;

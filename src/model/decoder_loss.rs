@@ -1,0 +1,227 @@
+//! Fused decoder + softmax cross-entropy, as a custom dfdx op.
+//!
+//! The decoder GEMM and the softmax over the vocabulary are most of a
+//! training step (DFDX.md §2). Stock dfdx materialises logits, log-softmax
+//! and their gradients separately and runs its GEMMs on one core here; this
+//! op keeps one N×V buffer (probabilities, then their gradient in place) and
+//! splits every GEMM into disjoint row blocks run in parallel. Blocks never
+//! share a reduction, so results do not depend on thread timing.
+
+use dfdx::prelude::*;
+use rayon::prelude::*;
+
+use super::Real;
+use crate::data::IGNORE;
+
+type Mat<E, T = NoneTape> = Tensor<(usize, usize), E, Cpu, T>;
+type Vector<E> = Tensor<(usize,), E, Cpu>;
+
+/// Rows per parallel block: a few blocks per thread for balance.
+fn block_rows(rows: usize) -> usize {
+    rows.div_ceil(rayon::current_num_threads().max(1) * 4)
+        .max(1)
+}
+
+/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`, each operand given by its
+/// row stride and column stride in elements; single-threaded.
+#[allow(clippy::too_many_arguments)]
+fn gemm_block<E: Real>(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [E],
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: *const E,
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: *const E,
+    (rhs_rs, rhs_cs): (usize, usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(dst.len() >= (m - 1) * dst_rs + n);
+    let alpha = if accumulate { E::ONE } else { E::default() };
+    // SAFETY: callers pass pointers to buffers that hold the whole m×k and
+    // k×n operands at the given strides; `dst` is checked above.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs,
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs,
+            rhs_cs as isize,
+            rhs_rs as isize,
+            alpha,
+            E::ONE,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// Softmax of `h · Wᵀ + b` into `probs` (N×V), returning Σ NLL and the number
+/// of real targets. `w` is V×H (one row per word).
+pub fn softmax_nll<E: Real>(
+    h: &[E],
+    hidden: usize,
+    w: &[E],
+    b: &[E],
+    targets: &[u32],
+    probs: &mut [E],
+) -> (f64, usize) {
+    let v = b.len();
+    let n = targets.len();
+    debug_assert_eq!(h.len(), n * hidden);
+    debug_assert_eq!(probs.len(), n * v);
+    let rows = block_rows(n);
+    let per_block: Vec<(f64, usize)> = probs
+        .par_chunks_mut(rows * v)
+        .zip(h.par_chunks(rows * hidden))
+        .zip(targets.par_chunks(rows))
+        .map(|((p, hb), tb)| {
+            gemm_block(
+                (tb.len(), v, hidden),
+                p,
+                v,
+                false,
+                hb.as_ptr(),
+                (hidden, 1),
+                w.as_ptr(),
+                (1, hidden),
+            );
+            let mut nll = 0.0;
+            let mut count = 0;
+            for (row, &t) in p.chunks_mut(v).zip(tb) {
+                let mut max = E::of(f64::NEG_INFINITY);
+                for (x, &bias) in row.iter_mut().zip(b) {
+                    *x += bias;
+                    if *x > max {
+                        max = *x;
+                    }
+                }
+                let mut sum = E::default();
+                for x in row.iter_mut() {
+                    *x = (*x - max).exp();
+                    sum += *x;
+                }
+                let inv = E::ONE / sum;
+                if t != IGNORE {
+                    nll -= (row[t as usize] * inv).as_f64().ln();
+                    count += 1;
+                }
+                for x in row.iter_mut() {
+                    *x *= inv;
+                }
+            }
+            (nll, count)
+        })
+        .collect();
+    // Summed in block order, so the total is the same on every run.
+    per_block
+        .into_iter()
+        .fold((0.0, 0), |(a, c), (x, k)| (a + x, c + k))
+}
+
+/// The op: returns `scale · Σ NLL` as a scalar on `h`'s tape, and Σ NLL and
+/// the target count for reporting. Gradients reach `h`, `w` and `b`.
+pub fn forward<E: Real, T: Tape<E, Cpu>>(
+    h: Mat<E, T>,
+    w: &Mat<E>,
+    b: &Vector<E>,
+    targets: &[u32],
+    scale: f64,
+) -> (Tensor<(), E, Cpu, T>, f64, usize)
+where
+    Cpu: Device<E>,
+{
+    let (h, mut tape) = h.split_tape();
+    let (n, hidden) = *h.shape();
+    let v = w.shape().0;
+    let hv = h.as_vec();
+    let wv = w.as_vec();
+    let bv = b.as_vec();
+    let mut probs = vec![E::default(); n * v];
+    let (nll, count) = softmax_nll(&hv, hidden, &wv, &bv, targets, &mut probs);
+    let dev = h.device().clone();
+    let loss = dev.tensor(E::of(scale * nll));
+    if T::OWNS_TAPE {
+        let (loss_id, h_id, w_id, b_id) = (loss.clone(), h.clone(), w.clone(), b.clone());
+        let targets = targets.to_vec();
+        tape.add_backward_op(move |grads| {
+            let upstream = E::grad_slice(grads.get_or_alloc_mut(&loss_id)?)[0];
+            let coef = upstream * E::of(scale);
+            // d loss / d logits = coef · (softmax − onehot), in place
+            probs
+                .par_chunks_mut(v)
+                .zip(targets.par_iter())
+                .for_each(|(row, &t)| {
+                    if t == IGNORE {
+                        row.fill(E::default());
+                    } else {
+                        row[t as usize] -= E::ONE;
+                        row.iter_mut().for_each(|x| *x *= coef);
+                    }
+                });
+            let dlogits = &probs;
+
+            let gb = E::grad_slice(grads.get_or_alloc_mut(&b_id)?);
+            let cols = block_rows(v).max(64);
+            gb.par_chunks_mut(cols).enumerate().for_each(|(ci, out)| {
+                let c0 = ci * cols;
+                for row in dlogits.chunks(v) {
+                    for (o, &x) in out.iter_mut().zip(&row[c0..]) {
+                        *o += x;
+                    }
+                }
+            });
+
+            // dW (V×H) += dlogitsᵀ (V×N) · h (N×H), blocks of vocabulary rows
+            let gw = E::grad_slice(grads.get_or_alloc_mut(&w_id)?);
+            let vrows = block_rows(v);
+            gw.par_chunks_mut(vrows * hidden)
+                .enumerate()
+                .for_each(|(ci, out)| {
+                    let j0 = ci * vrows;
+                    gemm_block(
+                        (out.len() / hidden, hidden, n),
+                        out,
+                        hidden,
+                        true,
+                        dlogits[j0..].as_ptr(),
+                        (1, v),
+                        hv.as_ptr(),
+                        (hidden, 1),
+                    );
+                });
+
+            // dh (N×H) += dlogits (N×V) · W (V×H), blocks of token rows
+            let gh = E::grad_slice(grads.get_or_alloc_mut(&h_id)?);
+            let rows = block_rows(n);
+            gh.par_chunks_mut(rows * hidden)
+                .enumerate()
+                .for_each(|(ci, out)| {
+                    let r0 = ci * rows;
+                    gemm_block(
+                        (out.len() / hidden, hidden, v),
+                        out,
+                        hidden,
+                        true,
+                        dlogits[r0 * v..].as_ptr(),
+                        (v, 1),
+                        wv.as_ptr(),
+                        (hidden, 1),
+                    );
+                });
+            Ok(())
+        });
+    }
+    (loss.put_tape(tape), nll, count)
+}

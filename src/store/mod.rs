@@ -1,0 +1,176 @@
+//! The run directory: everything a run leaves behind.
+//!
+//! ```text
+//! <run>/experiment.ron   the resolved experiment (after defaults and --set)
+//! <run>/events.jsonl     every engine event, one JSON object a line
+//! <run>/summary.json     what the run measured (written when it finishes)
+//! <run>/run.log          human-readable log
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use std::sync::Arc;
+
+use crate::engine::{Control, Listener, Record};
+
+/// Why the run directory could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct StoreError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+fn at(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A run directory on disk.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// `explicit` if given (must be absent or empty), else a fresh
+    /// `<root>/<name>-<UTC timestamp>`.
+    pub fn create(root: &Path, name: &str, explicit: Option<&Path>) -> Result<Self, StoreError> {
+        let path = match explicit {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+                let mut path = root.join(format!("{name}-{stamp}"));
+                let mut n = 1;
+                while path.exists() {
+                    n += 1;
+                    path = root.join(format!("{name}-{stamp}-{n}"));
+                }
+                path
+            }
+        };
+        if path.join("events.jsonl").exists() {
+            return Err(StoreError {
+                path: path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "already holds a run; choose another --out or remove it",
+                ),
+            });
+        }
+        fs::create_dir_all(&path).map_err(at(&path))?;
+        Ok(Self { path })
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Writes `name` atomically: temporary file, fsync, rename.
+    pub fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let target = self.file(name);
+        let tmp = self.file(&format!(".{name}.tmp"));
+        let mut f = File::create(&tmp).map_err(at(&tmp))?;
+        f.write_all(bytes).map_err(at(&tmp))?;
+        f.sync_all().map_err(at(&tmp))?;
+        fs::rename(&tmp, &target).map_err(at(&target))?;
+        Ok(())
+    }
+
+    pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
+        let mut text = serde_json::to_string_pretty(value).expect("serialisable");
+        text.push('\n');
+        self.write_atomic(name, text.as_bytes())
+    }
+
+    /// Opens `events.jsonl` for appending.
+    pub fn event_log(&self) -> Result<EventLog, StoreError> {
+        let path = self.file("events.jsonl");
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(at(&path))?;
+        Ok(EventLog {
+            path,
+            out: BufWriter::new(file),
+            error: None,
+            on_error: None,
+        })
+    }
+}
+
+/// Appends each event as one JSON line, flushed at once so a crash loses at
+/// most the line being written. The first write error is kept and reported.
+pub struct EventLog {
+    path: PathBuf,
+    out: BufWriter<File>,
+    error: Option<StoreError>,
+    on_error: Option<Arc<Control>>,
+}
+
+impl EventLog {
+    /// Stops the run through `control` if a record cannot be written, so a
+    /// full disk never lets a run go on unrecorded.
+    pub fn stop_on_error(mut self, control: Arc<Control>) -> Self {
+        self.on_error = Some(control);
+        self
+    }
+
+    /// The first write error, if any happened.
+    pub fn take_error(&mut self) -> Option<StoreError> {
+        self.error.take()
+    }
+}
+
+impl Listener for EventLog {
+    fn on_event(&mut self, record: &Record) {
+        if self.error.is_some() {
+            return;
+        }
+        let mut line = serde_json::to_string(record).expect("serialisable");
+        line.push('\n');
+        let result = self
+            .out
+            .write_all(line.as_bytes())
+            .and_then(|_| self.out.flush());
+        if let Err(source) = result {
+            if let Some(control) = &self.on_error {
+                control.stop();
+            }
+            self.error = Some(StoreError {
+                path: self.path.clone(),
+                source,
+            });
+        }
+    }
+}
+
+/// Reads `events.jsonl`, tolerating a torn last line (a crash mid-write).
+pub fn read_events(path: &Path) -> Result<Vec<Record>, StoreError> {
+    let text = fs::read_to_string(path).map_err(at(path))?;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(r) => out.push(r),
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
+            Err(e) => {
+                return Err(StoreError {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("line {}: {e}", i + 1),
+                    ),
+                })
+            }
+        }
+    }
+    Ok(out)
+}

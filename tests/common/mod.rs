@@ -1,0 +1,45 @@
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The built `iq-tui` binary, run from the crate root.
+pub fn iq_tui(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_iq-tui"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("IQ_TUI_PTB_DIR")
+        .env("IQ_TUI_OFFLINE", "1")
+        .output()
+        .expect("run iq-tui")
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The PTB copy tests may use: `IQ_TUI_PTB_DIR`, else ../shared/data/ptb.
+/// CI must have it (it sets IQ_TUI_PTB_DIR); elsewhere the caller skips.
+pub fn ptb_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("IQ_TUI_PTB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/data/ptb"));
+    if dir.join("ptb.train.txt").is_file() {
+        Some(dir)
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide Penn Treebank via IQ_TUI_PTB_DIR (looked in {})",
+            dir.display()
+        );
+        eprintln!("skipping: no Penn Treebank at {}", dir.display());
+        None
+    }
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read json")).expect("parse json")
+}

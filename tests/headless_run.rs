@@ -1,0 +1,132 @@
+//! End to end: a headless run on the tiny synthetic experiment.
+
+mod common;
+use common::{iq_tui, read_json, text};
+
+fn run_smoke(out: &std::path::Path) -> serde_json::Value {
+    let o = iq_tui(&[
+        "run",
+        "experiments/smoke.ron",
+        "--headless",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    let stdout = text(&o.stdout);
+    // not a terminal: plain progress lines with step, throughput and ETA
+    assert!(
+        stdout.contains("epoch 1 step") && stdout.contains("tok/s") && stdout.contains("ETA"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("test perplexity"), "{stdout}");
+    read_json(&out.join("summary.json"))
+}
+
+#[test]
+fn headless_run_writes_its_records_learns_and_is_deterministic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let summary = run_smoke(&a);
+
+    for f in ["experiment.ron", "events.jsonl", "summary.json", "run.log"] {
+        assert!(a.join(f).is_file(), "missing {f}");
+    }
+    // The resolved experiment in the run directory is itself a valid experiment.
+    let o = iq_tui(&["validate", a.join("experiment.ron").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+
+    let events = std::fs::read_to_string(a.join("events.jsonl")).unwrap();
+    let types: Vec<String> = events
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(types.first().map(String::as_str), Some("run_started"));
+    assert_eq!(types.last().map(String::as_str), Some("finished"));
+    for t in [
+        "epoch_started",
+        "train_progress",
+        "evaluated",
+        "epoch_finished",
+    ] {
+        assert!(types.iter().any(|x| x == t), "no {t} event");
+    }
+    assert_eq!(types.iter().filter(|t| *t == "epoch_finished").count(), 4);
+
+    let valid = summary["fp"]["valid_ppl"].as_f64().unwrap();
+    let test = summary["fp"]["test_ppl"].as_f64().unwrap();
+    // vocabulary 40: a model that learned nothing scores about 40
+    assert!(valid < 8.0 && test < 8.0, "valid {valid}, test {test}");
+    let epochs = summary["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 4);
+    assert_eq!(
+        epochs[3]["lr"].as_f64(),
+        Some(0.5),
+        "lr halves after epoch 3"
+    );
+
+    // Same file, same seed: the same numbers.
+    let again = run_smoke(&b);
+    assert_eq!(summary["fp"], again["fp"]);
+    let strip = |v: &serde_json::Value| {
+        v["epochs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["train_ppl"].clone(), e["valid_ppl"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&summary), strip(&again));
+}
+
+#[test]
+fn an_existing_run_directory_is_never_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("events.jsonl"), "{}\n").unwrap();
+    let o = iq_tui(&[
+        "run",
+        "experiments/smoke.ron",
+        "--headless",
+        "--out",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        text(&o.stderr).contains("already holds a run"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("events.jsonl")).unwrap(),
+        "{}\n"
+    );
+}
+
+#[test]
+fn missing_ptb_offline_is_bad_input_with_directions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_iq-tui"))
+        .args(["run", "tests/fixtures/valid/minimal.ron", "--headless"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("IQ_TUI_PTB_DIR")
+        .env("IQ_TUI_OFFLINE", "1")
+        .env("IQ_TUI_CACHE_DIR", tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("Penn Treebank not found") && err.contains(&tmp.path().display().to_string()),
+        "{err}"
+    );
+}
