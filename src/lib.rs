@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod compress;
 pub mod data;
 pub mod engine;
 pub mod experiment;
