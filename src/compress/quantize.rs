@@ -364,6 +364,8 @@ fn greedy(w: &[f64], bits: usize, refit: bool) -> RowFit {
 
 /// α = argmin ‖w − Bα‖² for the current codes B (normal equations,
 /// Cholesky with a tiny ridge so duplicate codes share their coefficient).
+// Index loops read like the k×k algebra they implement.
+#[allow(clippy::needless_range_loop)]
 fn least_squares_alphas(w: &[f64], fit: &mut RowFit) {
     let k = fit.alphas.len();
     let mut gram = [[0.0f64; 4]; 4];
@@ -395,6 +397,7 @@ fn least_squares_alphas(w: &[f64], fit: &mut RowFit) {
 }
 
 /// Solves G x = r for a symmetric positive-definite k×k G (k ≤ 4).
+#[allow(clippy::needless_range_loop)]
 fn solve_spd(g: &[[f64; 4]; 4], r: &[f64; 4], k: usize) -> Option<[f64; 4]> {
     let mut l = [[0.0f64; 4]; 4];
     for i in 0..k {
