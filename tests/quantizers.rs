@@ -147,7 +147,7 @@ fn realistic_matrix(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
             let x = if (i / cols) % 2 == 0 {
                 gauss * 0.1
             } else {
-                -0.07 * u.ln() * if v < 3.14 { 1.0 } else { -1.0 }
+                -0.07 * u.ln() * if v < std::f64::consts::PI { 1.0 } else { -1.0 }
             };
             x as f32
         })
