@@ -103,6 +103,8 @@ mod tests {
             training: Default::default(),
             eval: Default::default(),
             output: Default::default(),
+            pruning: None,
+            quantization: None,
         }
     }
 

@@ -26,6 +26,12 @@ pub struct Experiment {
     pub eval: EvalConfig,
     #[serde(default)]
     pub output: OutputConfig,
+    /// Magnitude pruning after pre-training; `None` = no pruning.
+    #[serde(default)]
+    pub pruning: Option<PruningConfig>,
+    /// Retraining-based iterative quantization; `None` = train only.
+    #[serde(default)]
+    pub quantization: Option<QuantizationConfig>,
 }
 
 fn default_seed() -> u64 {
@@ -193,4 +199,170 @@ impl Default for OutputConfig {
             dir: PathBuf::from("runs"),
         }
     }
+}
+
+/// Which weight matrices a rule applies to. Biases are never quantized or pruned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MatrixSet {
+    /// Embedding, every LSTM matrix and the decoder.
+    All,
+    /// Input-to-hidden and hidden-to-hidden matrices of every layer.
+    Lstm,
+    Embedding,
+    Decoder,
+    /// By name: `embedding`, `lstm.0.w_ih`, `lstm.0.w_hh`, …, `decoder`.
+    Named(Vec<String>),
+}
+
+/// Names of the weight matrices of a model with `layers` LSTM layers, in
+/// the model's order.
+pub fn matrix_names(layers: usize) -> Vec<String> {
+    let mut names = vec!["embedding".to_string()];
+    for l in 0..layers {
+        names.push(format!("lstm.{l}.w_ih"));
+        names.push(format!("lstm.{l}.w_hh"));
+    }
+    names.push("decoder".to_string());
+    names
+}
+
+impl MatrixSet {
+    /// The matrix names this set selects, or the unknown name it mentions.
+    pub fn resolve(&self, layers: usize) -> Result<Vec<String>, String> {
+        let all = matrix_names(layers);
+        Ok(match self {
+            MatrixSet::All => all,
+            MatrixSet::Lstm => all.into_iter().filter(|n| n.starts_with("lstm.")).collect(),
+            MatrixSet::Embedding => vec!["embedding".into()],
+            MatrixSet::Decoder => vec!["decoder".into()],
+            MatrixSet::Named(names) => {
+                if let Some(bad) = names.iter().find(|n| !all.contains(n)) {
+                    return Err(format!("no matrix named {bad:?}; the matrices are: {}", all.join(", ")));
+                }
+                names.clone()
+            }
+        })
+    }
+}
+
+/// A quantizer (METHOD.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QuantMethod {
+    Greedy,
+    Refined,
+    /// `Alternating(T)`: T rounds of least-squares coefficients and code
+    /// assignment (Xu et al. use T = 2).
+    Alternating(usize),
+    Uniform,
+}
+
+/// One group of matrices quantized alike.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantGroup {
+    pub matrices: MatrixSet,
+    /// 1 to 4.
+    pub bits: usize,
+    #[serde(default = "default_method")]
+    pub method: QuantMethod,
+}
+
+fn default_method() -> QuantMethod {
+    QuantMethod::Alternating(2)
+}
+
+/// How long a retraining phase lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Length {
+    Steps(usize),
+    Epochs(usize),
+}
+
+/// Full-precision retraining between quantizations (or after pruning).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrainConfig {
+    pub length: Length,
+    /// Learning rate of the first retraining phase.
+    pub lr: f64,
+    /// The rate is multiplied by this after every phase (1 = constant).
+    #[serde(default = "one")]
+    pub decay: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// The retraining-based iterative schedule (METHOD.md §2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantizationConfig {
+    /// Which matrices get how many bits by which method. A matrix in no group
+    /// stays in full precision; a matrix in two groups is an error.
+    pub groups: Vec<QuantGroup>,
+    /// Number of quantize → retrain iterations (K). 0 = one-shot only.
+    pub iterations: usize,
+    pub retrain: RetrainConfig,
+    /// One-shot baselines (no retraining) from the same pre-trained model,
+    /// each at the groups' bits.
+    #[serde(default = "default_baselines")]
+    pub baselines: Vec<QuantMethod>,
+    /// Retraining steps between records of the live quantization loss.
+    #[serde(default = "default_loss_every")]
+    pub loss_every: usize,
+}
+
+fn default_baselines() -> Vec<QuantMethod> {
+    vec![
+        QuantMethod::Greedy,
+        QuantMethod::Refined,
+        QuantMethod::Alternating(2),
+        QuantMethod::Uniform,
+    ]
+}
+
+fn default_loss_every() -> usize {
+    50
+}
+
+/// Magnitude pruning (METHOD.md §3), done before the quantization iterations,
+/// whose mask then stays frozen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruningConfig {
+    #[serde(default = "all")]
+    pub matrices: MatrixSet,
+    /// Final fraction of pruned weights, in [0, 1).
+    pub rate: f64,
+    #[serde(default)]
+    pub scope: PruneScope,
+    #[serde(default)]
+    pub schedule: PruneSchedule,
+    /// Retraining with the mask applied after every step (for `Gradual`, the
+    /// rate rises during this phase).
+    pub retrain: RetrainConfig,
+}
+
+fn all() -> MatrixSet {
+    MatrixSet::All
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum PruneScope {
+    /// The same rate within every matrix.
+    #[default]
+    PerMatrix,
+    /// One magnitude threshold across all the matrices.
+    Global,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub enum PruneSchedule {
+    /// Prune to the final rate at once, then retrain.
+    #[default]
+    OneShot,
+    /// Zhu & Gupta's cubic schedule from `initial` to `rate`, updating the
+    /// mask every `every` steps over the first `ramp` fraction of retraining.
+    Gradual { initial: f64, every: usize, ramp: f64 },
 }

@@ -88,6 +88,9 @@ pub struct LstmLm<E: Real> {
     /// vocab × hidden.
     decoder: Mat<E>,
     decoder_bias: Vector<E>,
+    /// Pruning masks per parameter, in storage order (true = kept),
+    /// re-applied after every optimizer step.
+    masks: Vec<Option<Vec<bool>>>,
 }
 
 /// Threads one tape through a chain of ops whose intermediates stay tapeless
@@ -142,6 +145,7 @@ where
         let decoder =
             dev.tensor_from_vec(uniform(dims.vocab, dims.hidden), (dims.vocab, dims.hidden));
         let decoder_bias = dev.tensor_from_vec(uniform(1, dims.vocab), (dims.vocab,));
+        let masks = vec![None; 3 + 3 * dims.layers];
         Self {
             dev,
             dims,
@@ -149,6 +153,7 @@ where
             layers,
             decoder,
             decoder_bias,
+            masks,
         }
     }
 
@@ -307,14 +312,19 @@ where
         };
         let step = E::of(opts.lr * factor);
         let mut buf = Vec::new();
+        let masks = std::mem::take(&mut self.masks);
         self.for_each_param_mut(
             |i, data| {
                 for (w, &g) in data.iter_mut().zip(&grads[i]) {
                     *w -= step * g;
                 }
+                if let Some(mask) = &masks[i] {
+                    zero_pruned(data, mask);
+                }
             },
             &mut buf,
         );
+        self.masks = masks;
         StepStats {
             nll_sum,
             targets,
@@ -454,6 +464,43 @@ where
         }
     }
 
+    /// Sets (or clears) the pruning mask of parameter `index`, given as
+    /// `rows × cols` row-major (true = kept), and zeroes the pruned weights now.
+    pub fn set_mask(&mut self, index: usize, mask: Option<&[bool]>) {
+        let info = self.params()[index].clone();
+        self.masks[index] = mask.map(|m| {
+            assert_eq!(m.len(), info.rows * info.cols, "mask of {}", info.name);
+            if self.is_transposed(index) {
+                transpose(m, info.rows, info.cols)
+            } else {
+                m.to_vec()
+            }
+        });
+        if let Some(mask) = self.masks[index].clone() {
+            let mut buf = Vec::new();
+            self.for_each_param_mut(
+                |i, data| {
+                    if i == index {
+                        zero_pruned(data, &mask);
+                    }
+                },
+                &mut buf,
+            );
+        }
+    }
+
+    /// The mask of parameter `index` as `rows × cols` row-major, if any.
+    pub fn mask(&self, index: usize) -> Option<Vec<bool>> {
+        let info = &self.params()[index];
+        self.masks[index].as_ref().map(|m| {
+            if self.is_transposed(index) {
+                transpose(m, info.cols, info.rows)
+            } else {
+                m.clone()
+            }
+        })
+    }
+
     /// Overwrites parameter `index` from `rows × cols` row-major values.
     pub fn write_param(&mut self, index: usize, values: &[f32]) {
         let info = self.params()[index].clone();
@@ -484,9 +531,17 @@ where
     }
 }
 
+fn zero_pruned<E: Real>(data: &mut [E], mask: &[bool]) {
+    for (w, &keep) in data.iter_mut().zip(mask) {
+        if !keep {
+            *w = E::default();
+        }
+    }
+}
+
 /// Transposes a `rows × cols` row-major matrix.
-fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; values.len()];
+fn transpose<T: Copy + Default>(values: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut out = vec![T::default(); values.len()];
     for r in 0..rows {
         for c in 0..cols {
             out[c * rows + r] = values[r * cols + c];
@@ -570,6 +625,33 @@ mod tests {
             "a parameter got no gradient"
         );
         eprintln!("checked {checked} entries, worst relative error {worst:.2e}");
+    }
+
+    #[test]
+    fn masked_weights_stay_exactly_zero_after_every_step() {
+        let dims = ModelDims { vocab: 9, embed: 4, hidden: 3, layers: 2 };
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let mut model = LstmLm::<f32>::new(dims, 0.3, &mut rng);
+        let params = model.params();
+        for (index, info) in params.iter().enumerate().filter(|(_, p)| p.is_matrix) {
+            let mask: Vec<bool> = (0..info.rows * info.cols).map(|i| i % 3 != 0).collect();
+            model.set_mask(index, Some(&mask));
+            assert_eq!(model.mask(index).as_deref(), Some(&mask[..]));
+            let w = model.read_param(index);
+            assert!(w.iter().enumerate().all(|(i, x)| (*x == 0.0) == (i % 3 == 0)), "{} right after set_mask: {w:?}", info.name);
+        }
+        let seg = Segment { steps: 3, streams: 2, inputs: vec![1, 2, 3, 4, 5, 6], targets: vec![2, 3, 4, 5, 6, 7] };
+        let mut state = model.zero_state(2);
+        let opts = StepOptions { lr: 1.0, clip: None, loss_scale: 1.0, dropout: 0.0 };
+        for _ in 0..3 {
+            model.train_step(&seg, &mut state, &opts, &mut rng);
+            for (index, info) in params.iter().enumerate().filter(|(_, p)| p.is_matrix) {
+                let w = model.read_param(index);
+                for (i, x) in w.iter().enumerate() {
+                    assert_eq!(*x == 0.0, i % 3 == 0, "{}[{i}] = {x}", info.name);
+                }
+            }
+        }
     }
 
     #[test]
