@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::engine::{Event, Record};
+use crate::engine::{Event, ModelTag, Phase, Record};
 
 pub struct Printer {
     bar: Option<ProgressBar>,
@@ -52,21 +52,39 @@ impl Printer {
             Event::EpochStarted { epoch, lr } => {
                 self.last_plain_step = 0;
                 if self.fancy {
-                    let bar = ProgressBar::new(0);
-                    bar.set_style(
-                        ProgressStyle::with_template(
-                            "{prefix:>9} [{bar:30}] {pos}/{len} {msg}",
-                        )
-                        .expect("valid template")
-                        .progress_chars("=> "),
-                    );
-                    bar.set_prefix(format!("epoch {epoch}"));
-                    bar.enable_steady_tick(Duration::from_millis(250));
-                    self.bar = Some(bar);
+                    self.start_bar(format!("epoch {epoch}"));
                 } else {
                     println!("epoch {epoch}: lr {lr}");
                 }
             }
+            Event::PhaseStarted { phase, lr, steps } => {
+                self.finish_bar();
+                let title = match phase {
+                    Phase::Pretrain => return,
+                    Phase::Prune => format!("pruning, then retraining {steps} steps at lr {lr}"),
+                    Phase::OneShot => "one-shot quantization baselines".to_string(),
+                    Phase::Iteration { j, of } => {
+                        format!("iteration {j}/{of}: quantize, evaluate, retrain {steps} steps at lr {lr}")
+                    }
+                    Phase::Final => "final quantization".to_string(),
+                };
+                self.line(format!("== {title}"));
+                self.last_plain_step = 0;
+                if self.fancy && *steps > 0 {
+                    self.start_bar(match phase {
+                        Phase::Iteration { j, .. } => format!("iter {j}"),
+                        _ => "retrain".to_string(),
+                    });
+                }
+            }
+            Event::Pruned { sparsity, .. } => self.line(format!("pruned: sparsity {:.1} %", sparsity * 100.0)),
+            Event::Quantized { model, quant_loss, packed_bytes, fp32_bytes, .. } => self.line(format!(
+                "{}: quantization loss {quant_loss:.4}, packed {} ({:.1}x smaller than fp32)",
+                tag(model),
+                format_bytes(*packed_bytes),
+                *fp32_bytes as f64 / (*packed_bytes).max(1) as f64
+            )),
+            Event::QuantLoss { .. } => {}
             Event::TrainProgress {
                 epoch,
                 step,
@@ -86,7 +104,11 @@ impl Printer {
                     || *step >= self.last_plain_step + (steps_in_epoch / 10).max(1)
                 {
                     self.last_plain_step = *step;
-                    println!("epoch {epoch} step {step}/{steps_in_epoch}: {msg}");
+                    if *epoch > 0 {
+                        println!("epoch {epoch} step {step}/{steps_in_epoch}: {msg}");
+                    } else {
+                        println!("step {step}/{steps_in_epoch}: {msg}");
+                    }
                 }
             }
             Event::EpochFinished {
@@ -106,11 +128,15 @@ impl Printer {
             }
             Event::Evaluated {
                 split,
+                model,
                 epoch: None,
                 ppl,
                 tokens,
                 ..
-            } => self.line(format!("{split} perplexity {ppl:.2} ({tokens} tokens)")),
+            } => {
+                self.finish_bar();
+                self.line(format!("{}: {split} perplexity {ppl:.2} ({tokens} tokens)", tag(model)))
+            }
             Event::Paused => self.line("paused".into()),
             Event::Resumed => self.line("resumed".into()),
             Event::Stopped { reason } => {
@@ -125,6 +151,46 @@ impl Printer {
             Event::Failed { error } => self.line(format!("failed: {error}")),
             Event::Log { .. } | Event::Evaluated { .. } => {}
         }
+    }
+}
+
+impl Printer {
+    fn start_bar(&mut self, prefix: String) {
+        self.finish_bar();
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(prefix);
+        bar.enable_steady_tick(Duration::from_millis(250));
+        self.bar = Some(bar);
+    }
+
+    fn finish_bar(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn tag(model: &ModelTag) -> String {
+    match model {
+        ModelTag::Fp => "full precision".into(),
+        ModelTag::Pruned => "pruned".into(),
+        ModelTag::OneShot { method } => format!("one-shot {method}"),
+        ModelTag::Iteration { j } => format!("iteration {j}"),
+        ModelTag::Final => "final".into(),
+    }
+}
+
+/// `1.2 MB`, `830 kB`, `512 B` (decimal units).
+pub fn format_bytes(bytes: u64) -> String {
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
+        _ => format!("{:.2} MB", bytes as f64 / 1e6),
     }
 }
 

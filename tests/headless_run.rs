@@ -53,6 +53,8 @@ fn headless_run_writes_its_records_learns_and_is_deterministic() {
         .collect();
     assert_eq!(types.first().map(String::as_str), Some("run_started"));
     assert_eq!(types.last().map(String::as_str), Some("finished"));
+    // every event parses back into the engine's type
+    iq_tui::store::read_events(&a.join("events.jsonl")).unwrap();
     for t in [
         "epoch_started",
         "train_progress",
@@ -75,9 +77,64 @@ fn headless_run_writes_its_records_learns_and_is_deterministic() {
         "lr halves after epoch 3"
     );
 
+    // Pruning: 30 % of each LSTM matrix, exactly, and still zero after quantization.
+    let pruned = &summary["pruned"];
+    assert!(pruned["valid_ppl"].as_f64().unwrap() < 8.0, "{pruned}");
+    let fin = &summary["final"];
+    for m in fin["matrices"].as_array().unwrap() {
+        let n = (m["rows"].as_u64().unwrap() * m["cols"].as_u64().unwrap()) as f64;
+        let expected = if m["name"].as_str().unwrap().starts_with("lstm.") {
+            (0.3 * n).floor() / n
+        } else {
+            0.0
+        };
+        assert!(
+            (m["sparsity"].as_f64().unwrap() - expected).abs() < 1e-9,
+            "{m}"
+        );
+        assert_eq!(m["bits"].as_u64(), Some(1));
+    }
+
+    // The paper's shape: quantization loss falls every iteration, and the
+    // iterated model beats every one-shot quantization of the same model.
+    let losses: Vec<f64> = summary["iterations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["quant_loss"].as_f64().unwrap())
+        .collect();
+    assert_eq!(losses.len(), 4);
+    assert!(
+        losses.windows(2).all(|w| w[1] < w[0]),
+        "quantization loss per iteration: {losses:?}"
+    );
+    assert!(fin["quant_loss"].as_f64().unwrap() < losses[3]);
+    let final_test = fin["test_ppl"].as_f64().unwrap();
+    let one_shot = summary["one_shot"].as_array().unwrap();
+    assert_eq!(one_shot.len(), 3);
+    for b in one_shot {
+        assert!(
+            final_test < b["test_ppl"].as_f64().unwrap(),
+            "final {final_test} vs one-shot {b}"
+        );
+    }
+    assert!(
+        fin["packed_bytes"].as_u64().unwrap() * 5 < fin["fp32_bytes"].as_u64().unwrap(),
+        "{fin}"
+    );
+    // live quantization loss during retraining, and the quantized models' records
+    for t in ["quant_loss", "quantized", "pruned", "phase_started"] {
+        assert!(types.iter().any(|x| x == t), "no {t} event");
+    }
+
     // Same file, same seed: the same numbers.
     let again = run_smoke(&b);
-    assert_eq!(summary["fp"], again["fp"]);
+    for key in ["fp", "pruned", "one_shot", "iterations", "final"] {
+        assert_eq!(
+            summary[key], again[key],
+            "{key} differs between identical runs"
+        );
+    }
     let strip = |v: &serde_json::Value| {
         v["epochs"]
             .as_array()

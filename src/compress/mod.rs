@@ -6,6 +6,6 @@ mod quantize;
 pub mod stats;
 
 pub use quantize::{
-    quantize, quantize_row, quantize_warm, relative_error, squared_error, Method, QuantError, Quantized,
-    RowFit,
+    quantize, quantize_row, quantize_warm, relative_error, squared_error, Method, QuantError,
+    Quantized, RowFit,
 };

@@ -15,7 +15,11 @@ pub struct Histogram {
 /// own range, symmetric around 0 so before/after plots line up.
 pub fn histogram(values: &[f32], bins: usize) -> Histogram {
     let bound = values.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    let (lo, hi) = if bound > 0.0 { (-bound, bound) } else { (-1.0, 1.0) };
+    let (lo, hi) = if bound > 0.0 {
+        (-bound, bound)
+    } else {
+        (-1.0, 1.0)
+    };
     let mut counts = vec![0u64; bins.max(1)];
     let width = (hi - lo) / counts.len() as f32;
     for &x in values.iter().filter(|&&x| x != 0.0) {
@@ -27,8 +31,17 @@ pub fn histogram(values: &[f32], bins: usize) -> Histogram {
 
 /// Fraction of kept (non-zero) weights in each tile of a `grid_rows ×
 /// grid_cols` grid laid over a `rows × cols` matrix, row-major.
-pub fn density_grid(w: &[f32], rows: usize, cols: usize, grid_rows: usize, grid_cols: usize) -> Vec<f32> {
-    let (gr, gc) = (grid_rows.clamp(1, rows.max(1)), grid_cols.clamp(1, cols.max(1)));
+pub fn density_grid(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    grid_rows: usize,
+    grid_cols: usize,
+) -> Vec<f32> {
+    let (gr, gc) = (
+        grid_rows.clamp(1, rows.max(1)),
+        grid_cols.clamp(1, cols.max(1)),
+    );
     let mut kept = vec![0u64; gr * gc];
     let mut total = vec![0u64; gr * gc];
     for r in 0..rows {
@@ -72,7 +85,11 @@ pub fn packed_size(rows: usize, cols: usize, kept: usize, bits: Option<usize>) -
     } else {
         let bitmap = ((rows * cols) as u64).div_ceil(8);
         // per row: a u32 count, then u16 column indices (needs cols ≤ 65536)
-        let indices = if cols <= 1 << 16 { rows as u64 * 4 + kept as u64 * 2 } else { u64::MAX };
+        let indices = if cols <= 1 << 16 {
+            rows as u64 * 4 + kept as u64 * 2
+        } else {
+            u64::MAX
+        };
         bitmap.min(indices)
     };
     PackedSize {
@@ -104,7 +121,10 @@ mod tests {
     fn packed_size_counts_codes_coefficients_and_the_cheaper_mask() {
         // 1-bit dense 200×650: 130000 bits + 200 f32 coefficients
         let dense = packed_size(200, 650, 200 * 650, Some(1));
-        assert_eq!((dense.code_bytes, dense.coefficient_bytes, dense.mask_bytes), (16_250, 800, 0));
+        assert_eq!(
+            (dense.code_bytes, dense.coefficient_bytes, dense.mask_bytes),
+            (16_250, 800, 0)
+        );
         // 90 % pruned: the bitmap (16250) is cheaper than indices (200·4 + 13000·2)
         let sparse = packed_size(200, 650, 13_000, Some(1));
         assert_eq!(sparse.mask_bytes, 16_250);

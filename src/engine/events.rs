@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::compress::stats::Histogram;
 use crate::data::Split;
 use crate::model::ModelDims;
 
@@ -13,6 +14,64 @@ pub struct Record {
     pub t: f64,
     #[serde(flatten)]
     pub event: Event,
+}
+
+/// Where the schedule is (METHOD.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Full-precision training.
+    Pretrain,
+    /// Pruning and retraining with the mask.
+    Prune,
+    /// One-shot quantization baselines (no retraining).
+    OneShot,
+    /// Quantize, evaluate, retrain: iteration j of K.
+    Iteration { j: usize, of: usize },
+    /// The last quantization and the deliverable's evaluation.
+    Final,
+}
+
+/// Which model a measurement is of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelTag {
+    /// Full precision, after pre-training.
+    Fp,
+    /// Pruned and retrained, full precision.
+    Pruned,
+    /// One-shot quantization of the pre-trained model with `method`.
+    OneShot { method: String },
+    /// Quantized at the start of iteration j (before its retraining).
+    Iteration { j: usize },
+    /// The deliverable: quantized after the last retraining.
+    Final,
+}
+
+/// One matrix after quantization (or pruning).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatrixReport {
+    pub name: String,
+    pub rows: usize,
+    pub cols: usize,
+    /// `None` when the matrix stays in full precision.
+    pub bits: Option<usize>,
+    pub method: Option<String>,
+    /// ‖W − Q(W)‖² / ‖W‖² (0 when not quantized).
+    pub quant_loss: f64,
+    pub squared_error: f64,
+    pub squared_norm: f64,
+    /// Fraction of exactly-zero weights.
+    pub sparsity: f64,
+    pub packed_bytes: u64,
+    pub fp32_bytes: u64,
+    /// Full-precision weights just before quantization.
+    pub histogram: Histogram,
+    /// The 2^k levels Σ ±ᾱ_i of the row-averaged coefficients.
+    pub levels: Vec<f32>,
+    /// Kept fraction per tile, `grid.0 × grid.1` row-major.
+    pub density: Vec<f32>,
+    pub grid: (usize, usize),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,27 +89,56 @@ pub enum Event {
         parameters: usize,
         steps_per_epoch: usize,
         epochs: usize,
+        /// Training steps in the whole schedule (pre-training and retraining).
+        total_steps: usize,
+    },
+    PhaseStarted {
+        phase: Phase,
+        lr: f64,
+        steps: usize,
     },
     EpochStarted {
         epoch: usize,
         lr: f64,
     },
-    /// Emitted every few steps while training.
+    /// Emitted every few training steps, in any phase.
     TrainProgress {
+        phase: Phase,
+        /// Pre-training epoch (1-based); 0 outside pre-training.
         epoch: usize,
         step: usize,
+        /// Steps in this epoch (pre-training) or this phase (retraining).
         steps_in_epoch: usize,
         /// Perplexity over the steps since the last progress event.
         train_ppl: f64,
         grad_norm: f64,
         lr: f64,
         tokens_per_sec: f64,
-        /// Seconds until training ends, from the step rate after warm-up.
+        /// Seconds until the last training step, from the step rate after warm-up.
         eta_s: Option<f64>,
+    },
+    /// Quantization loss of the current weights, measured during retraining.
+    QuantLoss {
+        j: usize,
+        step: usize,
+        quant_loss: f64,
+    },
+    Pruned {
+        sparsity: f64,
+        matrices: Vec<MatrixReport>,
+    },
+    Quantized {
+        model: ModelTag,
+        /// Σ squared error / Σ squared norm over the quantized matrices.
+        quant_loss: f64,
+        packed_bytes: u64,
+        fp32_bytes: u64,
+        matrices: Vec<MatrixReport>,
     },
     Evaluated {
         split: Split,
-        /// The epoch just finished; `None` for the final evaluation.
+        model: ModelTag,
+        /// The pre-training epoch just finished; `None` otherwise.
         epoch: Option<usize>,
         ppl: f64,
         nll: f64,

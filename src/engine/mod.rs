@@ -2,8 +2,10 @@
 //! put it on its own thread), tells listeners what happens, and obeys
 //! [`Control`] between steps. It never waits for a listener.
 
+mod compression;
 mod control;
 mod events;
+mod train;
 
 use std::time::Instant;
 
@@ -12,11 +14,15 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 pub use control::Control;
-pub use events::{Event, LogLevel, Record};
+pub use events::{Event, LogLevel, MatrixReport, ModelTag, Phase, Record};
+
+use std::collections::HashMap;
 
 use crate::data::{Corpus, Segments, Split};
-use crate::experiment::{Experiment, LossScale, LrPolicy};
-use crate::model::{LstmLm, ModelDims, StepOptions};
+use crate::experiment::{Experiment, Length, LrPolicy, PruneSchedule, RetrainConfig};
+use crate::model::{LstmLm, ModelDims};
+use compression::Pass;
+use train::{Stopped, Trainer};
 
 /// Receives every event, in order. Must return quickly.
 pub trait Listener {
@@ -29,17 +35,79 @@ impl<F: FnMut(&Record)> Listener for F {
     }
 }
 
-/// What a finished run measured (`summary.json`).
+/// What a finished run measured (`summary.json`; README documents every field).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub name: String,
     pub seed: u64,
-    /// Full-precision model after training.
+    /// Full-precision model after pre-training.
     pub fp: PplPair,
     pub epochs: Vec<EpochSummary>,
+    /// After pruning and its retraining (full precision), if the run prunes.
+    pub pruned: Option<PrunedSummary>,
+    /// One-shot quantization of the same model, per baseline method.
+    pub one_shot: Vec<OneShotSummary>,
+    /// Iteration j: quantization loss of the weights before quantizing, and
+    /// the quantized model's validation perplexity.
+    pub iterations: Vec<IterationSummary>,
+    /// The deliverable: quantized after the last retraining.
+    #[serde(rename = "final")]
+    pub final_model: Option<FinalSummary>,
+    /// Seconds spent in training steps (all phases).
     pub train_seconds: f64,
     /// Mean training throughput over all steps.
     pub train_tokens_per_sec: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrunedSummary {
+    pub sparsity: f64,
+    pub valid_ppl: f64,
+    pub test_ppl: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OneShotSummary {
+    /// Bits when every group has the same; `None` for mixed groups.
+    pub bits: Option<usize>,
+    pub method: String,
+    pub quant_loss: f64,
+    pub valid_ppl: f64,
+    pub test_ppl: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IterationSummary {
+    pub iteration: usize,
+    pub quant_loss: f64,
+    pub valid_ppl: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalSummary {
+    pub bits: Option<usize>,
+    pub method: String,
+    pub quant_loss: f64,
+    pub valid_ppl: f64,
+    pub test_ppl: f64,
+    /// Fraction of zero weights over all weight matrices.
+    pub sparsity: f64,
+    /// Real packed size: codes, coefficients (f32), masks, full-precision
+    /// matrices and biases (METHOD.md §4).
+    pub packed_bytes: u64,
+    pub fp32_bytes: u64,
+    pub matrices: Vec<MatrixSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatrixSummary {
+    pub name: String,
+    pub rows: usize,
+    pub cols: usize,
+    pub bits: Option<usize>,
+    pub sparsity: f64,
+    pub quant_loss: f64,
+    pub packed_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -60,7 +128,7 @@ pub struct EpochSummary {
 /// How a run ended.
 #[derive(Debug)]
 pub enum Outcome {
-    Finished(Summary),
+    Finished(Box<Summary>),
     Stopped,
 }
 
@@ -74,13 +142,13 @@ pub fn dims_for(experiment: &Experiment, corpus: &Corpus) -> ModelDims {
     }
 }
 
-struct Emitter<'a> {
+pub struct Emitter<'a> {
     start: Instant,
     listeners: Vec<&'a mut dyn Listener>,
 }
 
 impl Emitter<'_> {
-    fn emit(&mut self, event: Event) {
+    pub fn emit(&mut self, event: Event) {
         let record = Record {
             t: self.start.elapsed().as_secs_f64(),
             event,
@@ -130,7 +198,7 @@ fn scheduled_lr(base: f64, policy: &LrPolicy, epoch: usize) -> f64 {
     }
 }
 
-/// Trains and evaluates the experiment's model on `corpus`.
+/// Trains, prunes, quantizes and evaluates as the experiment says.
 pub fn run(
     experiment: &Experiment,
     corpus: &Corpus,
@@ -141,15 +209,52 @@ pub fn run(
         start: Instant::now(),
         listeners,
     };
+    match schedule(experiment, corpus, &mut out, control) {
+        Ok(summary) => Outcome::Finished(Box::new(summary)),
+        Err(Stopped(reason)) => {
+            out.emit(Event::Stopped { reason });
+            Outcome::Stopped
+        }
+    }
+}
+
+fn retrain_steps(r: &RetrainConfig, steps_per_epoch: usize) -> usize {
+    match r.length {
+        Length::Steps(n) => n,
+        Length::Epochs(n) => n * steps_per_epoch,
+    }
+}
+
+fn common_bits(experiment: &Experiment) -> Option<usize> {
+    let groups = &experiment.quantization.as_ref()?.groups;
+    let first = groups.first()?.bits;
+    groups.iter().all(|g| g.bits == first).then_some(first)
+}
+
+fn schedule(
+    experiment: &Experiment,
+    corpus: &Corpus,
+    out: &mut Emitter,
+    control: &Control,
+) -> Result<Summary, Stopped> {
     let t = &experiment.training;
     let dims = dims_for(experiment, corpus);
     let mut init_rng = ChaCha8Rng::seed_from_u64(experiment.seed);
-    let mut dropout_rng = ChaCha8Rng::seed_from_u64(experiment.seed.wrapping_add(1));
-    let mut model = LstmLm::<f32>::new(dims, experiment.model.init_range, &mut init_rng);
-    let segments = Segments::new(&corpus.train, t.batch_size, t.bptt);
+    let dropout_rng = ChaCha8Rng::seed_from_u64(experiment.seed.wrapping_add(1));
+    let model = LstmLm::<f32>::new(dims, experiment.model.init_range, &mut init_rng);
+    let mut trainer = Trainer::new(model, experiment, &corpus.train, dropout_rng);
+    let per_epoch = trainer.segments_per_epoch();
     let steps_per_epoch = t
         .max_steps_per_epoch
-        .map_or(segments.len(), |m| m.min(segments.len()));
+        .map_or(per_epoch, |m| m.min(per_epoch));
+    let prune_steps = experiment
+        .pruning
+        .as_ref()
+        .map_or(0, |p| retrain_steps(&p.retrain, steps_per_epoch));
+    let quant_steps = experiment.quantization.as_ref().map_or(0, |q| {
+        q.iterations * retrain_steps(&q.retrain, steps_per_epoch)
+    });
+    trainer.total_steps = steps_per_epoch * t.epochs + prune_steps + quant_steps;
     out.emit(Event::RunStarted {
         name: experiment.name.clone(),
         seed: experiment.seed,
@@ -162,6 +267,7 @@ pub fn run(
         parameters: dims.parameter_count(),
         steps_per_epoch,
         epochs: t.epochs,
+        total_steps: trainer.total_steps,
     });
     out.log(format!(
         "{}: {} parameters, {} steps per epoch on {}",
@@ -170,17 +276,37 @@ pub fn run(
         steps_per_epoch,
         corpus.origin
     ));
+    let eval = |model: &LstmLm<f32>,
+                split: Split,
+                tag: ModelTag,
+                epoch: Option<usize>,
+                out: &mut Emitter| {
+        let (ppl, nll, tokens) = evaluate(
+            model,
+            corpus.split(split),
+            experiment.eval.batch_size,
+            t.bptt,
+        );
+        out.emit(Event::Evaluated {
+            split,
+            model: tag,
+            epoch,
+            ppl,
+            nll,
+            tokens,
+        });
+        ppl
+    };
 
-    let total_steps = steps_per_epoch * t.epochs;
-    let mut done_steps = 0usize;
-    let mut steady_seconds = 0.0; // step time after the first (warm-up) step
-    let mut all_tokens = 0usize;
-    let mut train_seconds = 0.0;
-    let mut plateau_lr = t.lr;
-    let mut best_valid = f64::INFINITY;
-    let mut bad_epochs = 0;
+    // 1. Pre-training in full precision.
+    out.emit(Event::PhaseStarted {
+        phase: Phase::Pretrain,
+        lr: t.lr,
+        steps: steps_per_epoch * t.epochs,
+    });
     let mut epochs = Vec::new();
-
+    let mut plateau_lr = t.lr;
+    let (mut best_valid, mut bad_epochs) = (f64::INFINITY, 0);
     for epoch in 1..=t.epochs {
         let lr = match t.lr_policy {
             LrPolicy::Plateau { .. } => plateau_lr,
@@ -188,81 +314,17 @@ pub fn run(
         };
         out.emit(Event::EpochStarted { epoch, lr });
         let epoch_start = Instant::now();
-        let mut state = model.zero_state(t.batch_size);
-        let (mut epoch_nll, mut epoch_count) = (0.0, 0usize);
-        let (mut window_nll, mut window_count, mut window_tokens) = (0.0, 0usize, 0usize);
-        let mut window_start = Instant::now();
-        let report_every = (steps_per_epoch / 100).max(1);
-        for step in 0..steps_per_epoch {
-            if control.is_paused() {
-                out.emit(Event::Paused);
-                control.wait_while_paused();
-                if !control.is_stopped() {
-                    out.emit(Event::Resumed);
-                }
-            }
-            if control.is_stopped() {
-                out.emit(Event::Stopped {
-                    reason: format!("stopped by request in epoch {epoch} at step {step}"),
-                });
-                return Outcome::Stopped;
-            }
-            let seg = segments.get(step);
-            let loss_scale = match t.loss {
-                LossScale::SumOverTime => 1.0 / seg.streams as f64,
-                LossScale::MeanPerToken => 1.0 / seg.target_count().max(1) as f64,
-            };
-            let opts = StepOptions {
-                lr,
-                clip: t.clip,
-                loss_scale,
-                dropout: experiment.model.dropout,
-            };
-            let step_start = Instant::now();
-            let stats = model.train_step(&seg, &mut state, &opts, &mut dropout_rng);
-            let seconds = step_start.elapsed().as_secs_f64();
-            train_seconds += seconds;
-            done_steps += 1;
-            if done_steps > 1 {
-                steady_seconds += seconds;
-            }
-            all_tokens += stats.targets;
-            epoch_nll += stats.nll_sum;
-            epoch_count += stats.targets;
-            window_nll += stats.nll_sum;
-            window_count += stats.targets;
-            window_tokens += stats.targets;
-            let last = step + 1 == steps_per_epoch;
-            if last || (step + 1) % report_every == 0 || window_start.elapsed().as_secs_f64() > 1.0
-            {
-                let elapsed = window_start.elapsed().as_secs_f64().max(1e-9);
-                let eta_s = (done_steps > 1).then(|| {
-                    steady_seconds / (done_steps - 1) as f64 * (total_steps - done_steps) as f64
-                });
-                out.emit(Event::TrainProgress {
-                    epoch,
-                    step: step + 1,
-                    steps_in_epoch: steps_per_epoch,
-                    train_ppl: (window_nll / window_count.max(1) as f64).exp(),
-                    grad_norm: stats.grad_norm,
-                    lr,
-                    tokens_per_sec: window_tokens as f64 / elapsed,
-                    eta_s,
-                });
-                (window_nll, window_count, window_tokens) = (0.0, 0, 0);
-                window_start = Instant::now();
-            }
-        }
-        let train_ppl = (epoch_nll / epoch_count.max(1) as f64).exp();
-        let (valid_ppl, valid_nll, valid_tokens) =
-            evaluate(&model, &corpus.valid, experiment.eval.batch_size, t.bptt);
-        out.emit(Event::Evaluated {
-            split: Split::Valid,
-            epoch: Some(epoch),
-            ppl: valid_ppl,
-            nll: valid_nll,
-            tokens: valid_tokens,
-        });
+        trainer.rewind();
+        let train_ppl = trainer.run(
+            steps_per_epoch,
+            lr,
+            Phase::Pretrain,
+            epoch,
+            out,
+            control,
+            |_, _, _| {},
+        )?;
+        let valid_ppl = eval(&trainer.model, Split::Valid, ModelTag::Fp, Some(epoch), out);
         let seconds = epoch_start.elapsed().as_secs_f64();
         out.emit(Event::EpochFinished {
             epoch,
@@ -294,39 +356,247 @@ pub fn run(
             }
         }
     }
-
-    let final_eval = |split: Split, out: &mut Emitter| {
-        let (ppl, nll, tokens) = evaluate(
-            &model,
-            corpus.split(split),
-            experiment.eval.batch_size,
-            t.bptt,
-        );
-        out.emit(Event::Evaluated {
-            split,
-            epoch: None,
-            ppl,
-            nll,
-            tokens,
-        });
-        ppl
+    let fp = PplPair {
+        valid_ppl: eval(&trainer.model, Split::Valid, ModelTag::Fp, None, out),
+        test_ppl: eval(&trainer.model, Split::Test, ModelTag::Fp, None, out),
     };
-    let valid_ppl = final_eval(Split::Valid, &mut out);
-    let test_ppl = final_eval(Split::Test, &mut out);
+
+    // 2. Pruning, then retraining with the mask applied after every step.
+    let mut pruned = None;
+    if let Some(p) = &experiment.pruning {
+        out.emit(Event::PhaseStarted {
+            phase: Phase::Prune,
+            lr: p.retrain.lr,
+            steps: prune_steps,
+        });
+        let first_rate = match p.schedule {
+            PruneSchedule::OneShot => p.rate,
+            PruneSchedule::Gradual { initial, .. } => initial,
+        };
+        let (sparsity, matrices) =
+            compression::prune_model(&mut trainer.model, p, first_rate, true);
+        out.emit(Event::Pruned { sparsity, matrices });
+        trainer.run(
+            prune_steps,
+            p.retrain.lr,
+            Phase::Prune,
+            0,
+            out,
+            control,
+            |model, step, out| {
+                if let PruneSchedule::Gradual {
+                    initial,
+                    every,
+                    ramp,
+                } = p.schedule
+                {
+                    let ramp_steps = ((prune_steps as f64 * ramp).ceil() as usize).max(1);
+                    if step % every == 0 || step == ramp_steps {
+                        let rate = crate::compress::prune::cubic_sparsity(
+                            initial,
+                            p.rate,
+                            step as f64 / ramp_steps as f64,
+                        );
+                        let report = step == ramp_steps || step % (every * 10) == 0;
+                        let (sparsity, matrices) = compression::prune_model(model, p, rate, report);
+                        if report {
+                            out.emit(Event::Pruned { sparsity, matrices });
+                        }
+                    }
+                }
+            },
+        )?;
+        if let PruneSchedule::Gradual { .. } = p.schedule {
+            // the ramp ends at the final rate; make sure of it whatever the step count
+            let (sparsity, matrices) =
+                compression::prune_model(&mut trainer.model, p, p.rate, true);
+            out.emit(Event::Pruned { sparsity, matrices });
+        }
+        let (sparsity, _) = compression::prune_model(&mut trainer.model, p, p.rate, true);
+        pruned = Some(PrunedSummary {
+            sparsity,
+            valid_ppl: eval(&trainer.model, Split::Valid, ModelTag::Pruned, None, out),
+            test_ppl: eval(&trainer.model, Split::Test, ModelTag::Pruned, None, out),
+        });
+    }
+
+    let mut summary = Summary {
+        name: experiment.name.clone(),
+        seed: experiment.seed,
+        fp,
+        epochs,
+        pruned,
+        one_shot: Vec::new(),
+        iterations: Vec::new(),
+        final_model: None,
+        train_seconds: 0.0,
+        train_tokens_per_sec: 0.0,
+    };
+
+    // 3. Quantization: one-shot baselines, then the iterations, then the final model.
+    if let Some(q) = &experiment.quantization {
+        let targets = compression::targets(&trainer.model, q);
+        let mut warm = HashMap::new();
+        let bits = common_bits(experiment);
+        out.emit(Event::PhaseStarted {
+            phase: Phase::OneShot,
+            lr: 0.0,
+            steps: 0,
+        });
+        for &baseline in &q.baselines {
+            let method = compression::method_of(baseline);
+            let saved: Vec<Vec<f32>> = targets
+                .iter()
+                .map(|t| trainer.model.read_param(t.index))
+                .collect();
+            let pass = compression::quantize_model(
+                &mut trainer.model,
+                &targets,
+                Some(method),
+                true,
+                &mut warm,
+                false,
+            );
+            let tag = ModelTag::OneShot {
+                method: method.label(),
+            };
+            emit_quantized(out, tag.clone(), &pass);
+            let valid_ppl = eval(&trainer.model, Split::Valid, tag.clone(), None, out);
+            let test_ppl = eval(&trainer.model, Split::Test, tag, None, out);
+            summary.one_shot.push(OneShotSummary {
+                bits,
+                method: method.label(),
+                quant_loss: pass.quant_loss(),
+                valid_ppl,
+                test_ppl,
+            });
+            for (t, w) in targets.iter().zip(&saved) {
+                trainer.model.write_param(t.index, w);
+            }
+        }
+        let steps = retrain_steps(&q.retrain, steps_per_epoch);
+        let mut lr = q.retrain.lr;
+        for j in 1..=q.iterations {
+            out.emit(Event::PhaseStarted {
+                phase: Phase::Iteration {
+                    j,
+                    of: q.iterations,
+                },
+                lr,
+                steps,
+            });
+            let pass = compression::quantize_model(
+                &mut trainer.model,
+                &targets,
+                None,
+                true,
+                &mut warm,
+                true,
+            );
+            emit_quantized(out, ModelTag::Iteration { j }, &pass);
+            let valid_ppl = eval(
+                &trainer.model,
+                Split::Valid,
+                ModelTag::Iteration { j },
+                None,
+                out,
+            );
+            summary.iterations.push(IterationSummary {
+                iteration: j,
+                quant_loss: pass.quant_loss(),
+                valid_ppl,
+            });
+            let every = q.loss_every;
+            trainer.run(
+                steps,
+                lr,
+                Phase::Iteration {
+                    j,
+                    of: q.iterations,
+                },
+                0,
+                out,
+                control,
+                |model, step, out| {
+                    if step % every == 0 || step == steps {
+                        let probe = compression::quantize_model(
+                            model, &targets, None, false, &mut warm, false,
+                        );
+                        out.emit(Event::QuantLoss {
+                            j,
+                            step,
+                            quant_loss: probe.quant_loss(),
+                        });
+                    }
+                },
+            )?;
+            lr *= q.retrain.decay;
+        }
+        out.emit(Event::PhaseStarted {
+            phase: Phase::Final,
+            lr: 0.0,
+            steps: 0,
+        });
+        let pass =
+            compression::quantize_model(&mut trainer.model, &targets, None, true, &mut warm, true);
+        emit_quantized(out, ModelTag::Final, &pass);
+        let valid_ppl = eval(&trainer.model, Split::Valid, ModelTag::Final, None, out);
+        let test_ppl = eval(&trainer.model, Split::Test, ModelTag::Final, None, out);
+        let method = q
+            .groups
+            .iter()
+            .map(|g| compression::method_of(g.method).label())
+            .collect::<Vec<_>>();
+        summary.final_model = Some(FinalSummary {
+            bits,
+            method: if method.iter().all(|m| *m == method[0]) {
+                method[0].clone()
+            } else {
+                method.join("+")
+            },
+            quant_loss: pass.quant_loss(),
+            valid_ppl,
+            test_ppl,
+            sparsity: pass.sparsity(),
+            packed_bytes: pass.packed_bytes,
+            fp32_bytes: pass.fp32_bytes,
+            matrices: pass
+                .matrices
+                .iter()
+                .map(|m| MatrixSummary {
+                    name: m.name.clone(),
+                    rows: m.rows,
+                    cols: m.cols,
+                    bits: m.bits,
+                    sparsity: m.sparsity,
+                    quant_loss: m.quant_loss,
+                    packed_bytes: m.packed_bytes,
+                })
+                .collect(),
+        });
+    }
+
+    summary.train_seconds = trainer.seconds;
+    summary.train_tokens_per_sec = trainer.tokens as f64 / trainer.seconds.max(1e-9);
+    let (valid_ppl, test_ppl) = match (&summary.final_model, &summary.pruned) {
+        (Some(f), _) => (f.valid_ppl, f.test_ppl),
+        (None, Some(p)) => (p.valid_ppl, p.test_ppl),
+        (None, None) => (summary.fp.valid_ppl, summary.fp.test_ppl),
+    };
     out.emit(Event::Finished {
         valid_ppl,
         test_ppl,
         seconds: out.start.elapsed().as_secs_f64(),
     });
-    Outcome::Finished(Summary {
-        name: experiment.name.clone(),
-        seed: experiment.seed,
-        fp: PplPair {
-            valid_ppl,
-            test_ppl,
-        },
-        epochs,
-        train_seconds,
-        train_tokens_per_sec: all_tokens as f64 / train_seconds.max(1e-9),
-    })
+    Ok(summary)
+}
+
+fn emit_quantized(out: &mut Emitter, model: ModelTag, pass: &Pass) {
+    out.emit(Event::Quantized {
+        model,
+        quant_loss: pass.quant_loss(),
+        packed_bytes: pass.packed_bytes,
+        fp32_bytes: pass.fp32_bytes,
+        matrices: pass.matrices.clone(),
+    });
 }

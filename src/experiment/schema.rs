@@ -237,7 +237,10 @@ impl MatrixSet {
             MatrixSet::Decoder => vec!["decoder".into()],
             MatrixSet::Named(names) => {
                 if let Some(bad) = names.iter().find(|n| !all.contains(n)) {
-                    return Err(format!("no matrix named {bad:?}; the matrices are: {}", all.join(", ")));
+                    return Err(format!(
+                        "no matrix named {bad:?}; the matrices are: {}",
+                        all.join(", ")
+                    ));
                 }
                 names.clone()
             }
@@ -364,5 +367,9 @@ pub enum PruneSchedule {
     OneShot,
     /// Zhu & Gupta's cubic schedule from `initial` to `rate`, updating the
     /// mask every `every` steps over the first `ramp` fraction of retraining.
-    Gradual { initial: f64, every: usize, ramp: f64 },
+    Gradual {
+        initial: f64,
+        every: usize,
+        ramp: f64,
+    },
 }

@@ -1,10 +1,23 @@
 //! Semantic checks: values the types allow but the method does not.
 
-use super::{DataSource, Experiment, Length, LrPolicy, MatrixSet, Problem, PruneSchedule, QuantMethod, RetrainConfig};
+use super::{
+    DataSource, Experiment, Length, LrPolicy, MatrixSet, Problem, PruneSchedule, QuantMethod,
+    RetrainConfig,
+};
 
-fn check_matrices(need: &mut impl FnMut(bool, &str, String, &str), field: &str, set: &MatrixSet, layers: usize) {
+fn check_matrices(
+    need: &mut impl FnMut(bool, &str, String, &str),
+    field: &str,
+    set: &MatrixSet,
+    layers: usize,
+) {
     if let Err(message) = set.resolve(layers) {
-        need(false, field, message, "All, Lstm, Embedding, Decoder or Named([\"…\"])");
+        need(
+            false,
+            field,
+            message,
+            "All, Lstm, Embedding, Decoder or Named([\"…\"])",
+        );
     }
 }
 
@@ -12,9 +25,24 @@ fn check_retrain(need: &mut impl FnMut(bool, &str, String, &str), field: &str, r
     let n = match r.length {
         Length::Steps(n) | Length::Epochs(n) => n,
     };
-    need(n >= 1, &format!("{field}.length"), "must be at least 1 step or epoch".into(), "Steps(n) or Epochs(n) with n ≥ 1");
-    need(r.lr.is_finite() && r.lr > 0.0, &format!("{field}.lr"), format!("{} is not a learning rate", r.lr), "a positive number");
-    need(r.decay.is_finite() && r.decay > 0.0 && r.decay <= 1.0, &format!("{field}.decay"), format!("{} would not keep or lower the rate", r.decay), "a number in (0, 1]");
+    need(
+        n >= 1,
+        &format!("{field}.length"),
+        "must be at least 1 step or epoch".into(),
+        "Steps(n) or Epochs(n) with n ≥ 1",
+    );
+    need(
+        r.lr.is_finite() && r.lr > 0.0,
+        &format!("{field}.lr"),
+        format!("{} is not a learning rate", r.lr),
+        "a positive number",
+    );
+    need(
+        r.decay.is_finite() && r.decay > 0.0 && r.decay <= 1.0,
+        &format!("{field}.decay"),
+        format!("{} would not keep or lower the rate", r.decay),
+        "a number in (0, 1]",
+    );
 }
 
 /// Every problem found; empty when the experiment can run.
@@ -173,20 +201,40 @@ pub fn check(e: &Experiment) -> Vec<Problem> {
             format!("{} is not a pruning rate", p.rate),
             "a fraction in [0, 1), e.g. 0.5 to prune half the weights",
         );
-        if let PruneSchedule::Gradual { initial, every, ramp } = p.schedule {
+        if let PruneSchedule::Gradual {
+            initial,
+            every,
+            ramp,
+        } = p.schedule
+        {
             need(
                 (0.0..=p.rate).contains(&initial),
                 "pruning.schedule.initial",
                 format!("{initial} must lie between 0 and the final rate {}", p.rate),
                 "a fraction in [0, rate]",
             );
-            need(every >= 1, "pruning.schedule.every", "must be at least 1 (got 0)".into(), "an integer ≥ 1");
-            need(ramp > 0.0 && ramp <= 1.0, "pruning.schedule.ramp", format!("{ramp} is not a fraction of the retraining"), "a number in (0, 1]");
+            need(
+                every >= 1,
+                "pruning.schedule.every",
+                "must be at least 1 (got 0)".into(),
+                "an integer ≥ 1",
+            );
+            need(
+                ramp > 0.0 && ramp <= 1.0,
+                "pruning.schedule.ramp",
+                format!("{ramp} is not a fraction of the retraining"),
+                "a number in (0, 1]",
+            );
         }
         check_retrain(&mut need, "pruning.retrain", &p.retrain);
     }
     if let Some(q) = &e.quantization {
-        need(!q.groups.is_empty(), "quantization.groups", "no group: nothing would be quantized".into(), "one or more (matrices: …, bits: 1..=4, method: …)");
+        need(
+            !q.groups.is_empty(),
+            "quantization.groups",
+            "no group: nothing would be quantized".into(),
+            "one or more (matrices: …, bits: 1..=4, method: …)",
+        );
         let mut seen: Vec<String> = Vec::new();
         for (i, g) in q.groups.iter().enumerate() {
             need(
@@ -196,22 +244,47 @@ pub fn check(e: &Experiment) -> Vec<Problem> {
                 "an integer from 1 to 4",
             );
             if let QuantMethod::Alternating(cycles) = g.method {
-                need(cycles >= 1, "quantization.groups.method", format!("group {}: Alternating(0) does no cycle", i + 1), "Alternating(T) with T ≥ 1");
+                need(
+                    cycles >= 1,
+                    "quantization.groups.method",
+                    format!("group {}: Alternating(0) does no cycle", i + 1),
+                    "Alternating(T) with T ≥ 1",
+                );
             }
             if let Ok(names) = g.matrices.resolve(m.layers) {
                 for n in names {
-                    need(!seen.contains(&n), "quantization.groups.matrices", format!("group {}: {n} is already in an earlier group", i + 1), "each matrix in at most one group");
+                    need(
+                        !seen.contains(&n),
+                        "quantization.groups.matrices",
+                        format!("group {}: {n} is already in an earlier group", i + 1),
+                        "each matrix in at most one group",
+                    );
                     seen.push(n);
                 }
             }
-            check_matrices(&mut need, "quantization.groups.matrices", &g.matrices, m.layers);
+            check_matrices(
+                &mut need,
+                "quantization.groups.matrices",
+                &g.matrices,
+                m.layers,
+            );
         }
         for b in &q.baselines {
             if let QuantMethod::Alternating(cycles) = b {
-                need(*cycles >= 1, "quantization.baselines", "Alternating(0) does no cycle".into(), "Alternating(T) with T ≥ 1");
+                need(
+                    *cycles >= 1,
+                    "quantization.baselines",
+                    "Alternating(0) does no cycle".into(),
+                    "Alternating(T) with T ≥ 1",
+                );
             }
         }
-        need(q.loss_every >= 1, "quantization.loss_every", "must be at least 1 (got 0)".into(), "an integer ≥ 1");
+        need(
+            q.loss_every >= 1,
+            "quantization.loss_every",
+            "must be at least 1 (got 0)".into(),
+            "an integer ≥ 1",
+        );
         check_retrain(&mut need, "quantization.retrain", &q.retrain);
     }
 

@@ -629,7 +629,12 @@ mod tests {
 
     #[test]
     fn masked_weights_stay_exactly_zero_after_every_step() {
-        let dims = ModelDims { vocab: 9, embed: 4, hidden: 3, layers: 2 };
+        let dims = ModelDims {
+            vocab: 9,
+            embed: 4,
+            hidden: 3,
+            layers: 2,
+        };
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let mut model = LstmLm::<f32>::new(dims, 0.3, &mut rng);
         let params = model.params();
@@ -638,11 +643,27 @@ mod tests {
             model.set_mask(index, Some(&mask));
             assert_eq!(model.mask(index).as_deref(), Some(&mask[..]));
             let w = model.read_param(index);
-            assert!(w.iter().enumerate().all(|(i, x)| (*x == 0.0) == (i % 3 == 0)), "{} right after set_mask: {w:?}", info.name);
+            assert!(
+                w.iter()
+                    .enumerate()
+                    .all(|(i, x)| (*x == 0.0) == (i % 3 == 0)),
+                "{} right after set_mask: {w:?}",
+                info.name
+            );
         }
-        let seg = Segment { steps: 3, streams: 2, inputs: vec![1, 2, 3, 4, 5, 6], targets: vec![2, 3, 4, 5, 6, 7] };
+        let seg = Segment {
+            steps: 3,
+            streams: 2,
+            inputs: vec![1, 2, 3, 4, 5, 6],
+            targets: vec![2, 3, 4, 5, 6, 7],
+        };
         let mut state = model.zero_state(2);
-        let opts = StepOptions { lr: 1.0, clip: None, loss_scale: 1.0, dropout: 0.0 };
+        let opts = StepOptions {
+            lr: 1.0,
+            clip: None,
+            loss_scale: 1.0,
+            dropout: 0.0,
+        };
         for _ in 0..3 {
             model.train_step(&seg, &mut state, &opts, &mut rng);
             for (index, info) in params.iter().enumerate().filter(|(_, p)| p.is_matrix) {
