@@ -43,6 +43,9 @@ enum Command {
     },
     /// Measure training throughput (tokens/s) at standard sizes.
     Bench(BenchArgs),
+    /// Quantize your own 2-D float32 matrix (.npy, row-major) row by row and
+    /// print the relative squared error.
+    Quantize(QuantizeArgs),
     /// Download Penn Treebank into the cache (or DIR), verified by SHA-256.
     FetchPtb {
         #[arg(long)]
@@ -71,6 +74,34 @@ struct RunArgs {
     out: Option<PathBuf>,
     #[command(flatten)]
     set: SetArgs,
+}
+
+#[derive(Debug, Args)]
+struct QuantizeArgs {
+    /// A 2-D float32 NumPy file, e.g. from `np.save("w.npy", w.astype(np.float32))`.
+    file: PathBuf,
+    /// Bits per weight, 1 to 4.
+    #[arg(long, default_value_t = 2)]
+    bits: usize,
+    #[arg(long, value_enum, default_value = "alternating")]
+    method: MethodArg,
+    /// Alternating cycles T.
+    #[arg(long, default_value_t = 2)]
+    cycles: usize,
+    /// Prune this fraction of smallest-magnitude weights first; the fit uses survivors only.
+    #[arg(long, value_name = "P")]
+    mask_rate: Option<f64>,
+    /// Write the dequantized matrix here (.npy, float32).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum MethodArg {
+    Greedy,
+    Refined,
+    Alternating,
+    Uniform,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +137,7 @@ pub fn main() -> Result<i32> {
         },
         Some(Command::Bench(args)) => bench(args),
         Some(Command::FetchPtb { dir }) => fetch_ptb(dir),
+        Some(Command::Quantize(args)) => quantize(args),
         None => match cli.experiment {
             Some(file) => {
                 // The live dashboard is not built yet: run headless and say so.
@@ -270,6 +302,65 @@ fn bench(args: BenchArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+fn quantize(args: QuantizeArgs) -> Result<i32> {
+    use crate::compress::Method;
+    let method = match args.method {
+        MethodArg::Greedy => Method::Greedy,
+        MethodArg::Refined => Method::Refined,
+        MethodArg::Alternating => Method::Alternating {
+            cycles: args.cycles,
+        },
+        MethodArg::Uniform => Method::Uniform,
+    };
+    if !(1..=4).contains(&args.bits) {
+        eprintln!("error: --bits {}: quantization uses 1 to 4 bits", args.bits);
+        return Ok(EXIT_BAD_INPUT);
+    }
+    if let Some(p) = args.mask_rate {
+        if !(0.0..1.0).contains(&p) {
+            eprintln!("error: --mask-rate {p}: expected a fraction in [0, 1)");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    }
+    match crate::quantize_file::quantize_file(
+        &args.file,
+        args.bits,
+        method,
+        args.mask_rate,
+        args.out.as_deref(),
+    ) {
+        Ok(r) => {
+            println!(
+                "{}: {}×{}, {} bits, {}",
+                args.file.display(),
+                r.rows,
+                r.cols,
+                r.bits,
+                r.method
+            );
+            println!(
+                "relative squared error ‖W − Q‖²/‖W‖² = {:.6}",
+                r.relative_error
+            );
+            println!(
+                "sparsity {:.1} %, packed {} bytes vs {} bytes as float32 ({:.1}x smaller)",
+                r.sparsity * 100.0,
+                r.packed_bytes,
+                r.fp32_bytes,
+                r.fp32_bytes as f64 / r.packed_bytes.max(1) as f64
+            );
+            if let Some(out) = &args.out {
+                println!("wrote {}", out.display());
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(EXIT_BAD_INPUT)
+        }
+    }
 }
 
 fn fetch_ptb(dir: Option<PathBuf>) -> Result<i32> {

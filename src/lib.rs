@@ -11,4 +11,5 @@ pub mod engine;
 pub mod experiment;
 pub mod headless;
 pub mod model;
+pub mod quantize_file;
 pub mod store;
