@@ -196,6 +196,24 @@ fn run(args: RunArgs) -> Result<i32> {
             return Ok(data_error_status(&e));
         }
     };
+    let pretrained = match &experiment.pretrained {
+        None => None,
+        Some(dir) => {
+            let loaded = crate::store::weights::load(dir)
+                .map_err(|e| e.to_string())
+                .and_then(|w| {
+                    engine::check_pretrained(&w, engine::dims_for(&experiment, &corpus), &corpus)
+                        .map(|()| w)
+                });
+            match loaded {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    eprintln!("error: pretrained weights {}: {e}", dir.display());
+                    return Ok(EXIT_BAD_INPUT);
+                }
+            }
+        }
+    };
     let run_dir = RunDir::create(
         &experiment.output.dir,
         &experiment.name,
@@ -221,6 +239,7 @@ fn run(args: RunArgs) -> Result<i32> {
         .wrap_err("cannot write the run directory")?
         .stop_on_error(control.clone());
 
+    let weights_dir = run_dir.file("weights");
     let (tx, rx) = mpsc::channel::<Record>();
     let engine_control = control.clone();
     let worker = std::thread::Builder::new()
@@ -229,9 +248,14 @@ fn run(args: RunArgs) -> Result<i32> {
             let mut forward = move |r: &Record| {
                 let _ = tx.send(r.clone());
             };
+            let context = engine::RunContext {
+                pretrained,
+                weights_dir: Some(weights_dir),
+            };
             let outcome = engine::run(
                 &experiment,
                 &corpus,
+                &context,
                 vec![&mut event_log as &mut dyn Listener, &mut forward],
                 &engine_control,
             );

@@ -127,6 +127,62 @@ fn headless_run_writes_its_records_learns_and_is_deterministic() {
         assert!(types.iter().any(|x| x == t), "no {t} event");
     }
 
+    // The run saved its weights; they reload as the start of another experiment
+    // (same perplexity without more training) and open in `iq-tui quantize`.
+    for which in ["fp", "final"] {
+        assert!(
+            a.join("weights").join(which).join("model.json").is_file(),
+            "no {which} weights"
+        );
+    }
+    let c = tmp.path().join("c");
+    let pretrained = format!("pretrained={}", a.display());
+    let o = iq_tui(&[
+        "run",
+        "experiments/smoke.ron",
+        "--headless",
+        "--out",
+        c.to_str().unwrap(),
+        "--set",
+        &pretrained,
+        "--set",
+        "training.epochs=0",
+        "--set",
+        "quantization=None",
+        "--set",
+        "pruning=None",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let reloaded = read_json(&c.join("summary.json"));
+    assert_eq!(reloaded["fp"], summary["fp"]);
+    let o = iq_tui(&[
+        "run",
+        "experiments/smoke.ron",
+        "--headless",
+        "--set",
+        &pretrained,
+        "--set",
+        "model.hidden=16",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("the pretrained weights are 2x32"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = iq_tui(&[
+        "quantize",
+        a.join("weights/fp/decoder.npy").to_str().unwrap(),
+        "--bits",
+        "2",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("40×32, 2 bits"),
+        "{}",
+        text(&o.stdout)
+    );
+
     // Same file, same seed: the same numbers.
     let again = run_smoke(&b);
     for key in ["fp", "pruned", "one_shot", "iterations", "final"] {

@@ -17,10 +17,13 @@ pub use control::Control;
 pub use events::{Event, LogLevel, MatrixReport, ModelTag, Phase, Record};
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use crate::data::{Corpus, Segments, Split};
 use crate::experiment::{Experiment, Length, LrPolicy, PruneSchedule, RetrainConfig};
 use crate::model::{LstmLm, ModelDims};
+use crate::store::npy::Matrix;
+use crate::store::weights::{self, Manifest, Weights};
 use compression::Pass;
 use train::{Stopped, Trainer};
 
@@ -198,10 +201,85 @@ fn scheduled_lr(base: f64, policy: &LrPolicy, epoch: usize) -> f64 {
     }
 }
 
+/// What a run starts from and where it saves weights, beside the experiment.
+#[derive(Debug, Default)]
+pub struct RunContext {
+    /// Weights to start from (the experiment's `pretrained`), already loaded.
+    pub pretrained: Option<Weights>,
+    /// Where to save the full-precision (`fp`) and final (`final`) weights.
+    pub weights_dir: Option<PathBuf>,
+}
+
+/// Why pretrained weights do not fit the experiment.
+pub fn check_pretrained(weights: &Weights, dims: ModelDims, corpus: &Corpus) -> Result<(), String> {
+    let m = &weights.manifest;
+    let theirs = (m.vocab, m.embed, m.hidden, m.layers);
+    let ours = (dims.vocab, dims.embed, dims.hidden, dims.layers);
+    if theirs != ours {
+        return Err(format!(
+            "the pretrained weights are {}x{} (embedding {}, vocabulary {}); the experiment asks for {}x{} (embedding {}, vocabulary {})",
+            m.layers, m.hidden, m.embed, m.vocab, dims.layers, dims.hidden, dims.embed, dims.vocab
+        ));
+    }
+    if weights.vocab != corpus.vocab.words() {
+        return Err(
+            "the pretrained weights were trained on another vocabulary than this corpus".into(),
+        );
+    }
+    Ok(())
+}
+
+fn weights_of(model: &LstmLm<f32>, corpus: &Corpus) -> Weights {
+    let d = model.dims();
+    let params = model.params();
+    Weights {
+        manifest: Manifest {
+            vocab: d.vocab,
+            embed: d.embed,
+            hidden: d.hidden,
+            layers: d.layers,
+            params: params
+                .iter()
+                .map(|p| (p.name.clone(), p.rows, p.cols))
+                .collect(),
+        },
+        vocab: corpus.vocab.words().to_vec(),
+        params: params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Matrix {
+                rows: p.rows,
+                cols: p.cols,
+                values: model.read_param(i),
+            })
+            .collect(),
+    }
+}
+
+fn save_weights(
+    context: &RunContext,
+    which: &str,
+    model: &LstmLm<f32>,
+    corpus: &Corpus,
+    out: &mut Emitter,
+) {
+    if let Some(dir) = &context.weights_dir {
+        let dir = dir.join(which);
+        match weights::save(&dir, &weights_of(model, corpus)) {
+            Ok(()) => out.log(format!("saved {which} weights to {}", dir.display())),
+            Err(e) => out.emit(Event::Log {
+                level: LogLevel::Warn,
+                message: format!("could not save {which} weights: {e}"),
+            }),
+        }
+    }
+}
+
 /// Trains, prunes, quantizes and evaluates as the experiment says.
 pub fn run(
     experiment: &Experiment,
     corpus: &Corpus,
+    context: &RunContext,
     listeners: Vec<&mut dyn Listener>,
     control: &Control,
 ) -> Outcome {
@@ -209,7 +287,7 @@ pub fn run(
         start: Instant::now(),
         listeners,
     };
-    match schedule(experiment, corpus, &mut out, control) {
+    match schedule(experiment, corpus, context, &mut out, control) {
         Ok(summary) => Outcome::Finished(Box::new(summary)),
         Err(Stopped(reason)) => {
             out.emit(Event::Stopped { reason });
@@ -234,6 +312,7 @@ fn common_bits(experiment: &Experiment) -> Option<usize> {
 fn schedule(
     experiment: &Experiment,
     corpus: &Corpus,
+    context: &RunContext,
     out: &mut Emitter,
     control: &Control,
 ) -> Result<Summary, Stopped> {
@@ -241,7 +320,12 @@ fn schedule(
     let dims = dims_for(experiment, corpus);
     let mut init_rng = ChaCha8Rng::seed_from_u64(experiment.seed);
     let dropout_rng = ChaCha8Rng::seed_from_u64(experiment.seed.wrapping_add(1));
-    let model = LstmLm::<f32>::new(dims, experiment.model.init_range, &mut init_rng);
+    let mut model = LstmLm::<f32>::new(dims, experiment.model.init_range, &mut init_rng);
+    if let Some(w) = &context.pretrained {
+        for (i, m) in w.params.iter().enumerate() {
+            model.write_param(i, &m.values);
+        }
+    }
     let mut trainer = Trainer::new(model, experiment, &corpus.train, dropout_rng);
     let per_epoch = trainer.segments_per_epoch();
     let steps_per_epoch = t
@@ -360,6 +444,7 @@ fn schedule(
         valid_ppl: eval(&trainer.model, Split::Valid, ModelTag::Fp, None, out),
         test_ppl: eval(&trainer.model, Split::Test, ModelTag::Fp, None, out),
     };
+    save_weights(context, "fp", &trainer.model, corpus, out);
 
     // 2. Pruning, then retraining with the mask applied after every step.
     let mut pruned = None;
@@ -542,6 +627,7 @@ fn schedule(
         emit_quantized(out, ModelTag::Final, &pass);
         let valid_ppl = eval(&trainer.model, Split::Valid, ModelTag::Final, None, out);
         let test_ppl = eval(&trainer.model, Split::Test, ModelTag::Final, None, out);
+        save_weights(context, "final", &trainer.model, corpus, out);
         let method = q
             .groups
             .iter()

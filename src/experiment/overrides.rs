@@ -29,12 +29,14 @@ pub fn apply(experiment: Experiment, overrides: &[String]) -> Result<Experiment,
             position: None,
         })?;
         *slot = parse_value(raw.trim());
-        serde_json::from_value::<Experiment>(tree.clone()).map_err(|e| Problem {
+        let parsed = serde_json::from_value::<Experiment>(tree.clone()).map_err(|e| Problem {
             field: Some(path.to_string()),
             message: format!("--set {spec}: {e}"),
             allowed: None,
             position: None,
         })?;
+        // Round-trip so defaults of anything just set are in the tree for later paths.
+        tree = serde_json::to_value(&parsed).expect("an experiment always serialises");
     }
     Ok(serde_json::from_value(tree).expect("checked after every override"))
 }
@@ -43,6 +45,15 @@ fn find_slot<'a>(tree: &'a mut Value, path: &str) -> Result<&'a mut Value, Strin
     let mut node = tree;
     for key in path.split('.') {
         node = step_into_variant(node, key);
+        if let Value::Array(items) = node {
+            let len = items.len();
+            node = key
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| items.get_mut(i))
+                .ok_or_else(|| format!("`{key}` is not an index of this list of {len}"))?;
+            continue;
+        }
         let Value::Object(map) = node else {
             return Err(format!("`{key}` is not inside a structure"));
         };
@@ -99,6 +110,7 @@ mod tests {
             name: "t".into(),
             seed: 1,
             data: DataSource::Ptb { dir: None },
+            pretrained: None,
             model: Default::default(),
             training: Default::default(),
             eval: Default::default(),
@@ -139,6 +151,32 @@ mod tests {
             DataSource::Ptb {
                 dir: Some("/tmp/ptb".into())
             }
+        );
+    }
+
+    #[test]
+    fn indexes_into_lists_and_fills_options() {
+        let e = set(&[
+            r#"quantization={"groups":[{"matrices":"All","bits":1}],"iterations":2,"retrain":{"length":{"Steps":10},"lr":0.5}}"#,
+            "quantization.groups.0.bits=3",
+            "quantization.groups.0.matrices=Lstm",
+            "quantization.groups.0.method=Greedy",
+        ])
+        .unwrap();
+        let g = &e.quantization.unwrap().groups[0];
+        assert_eq!(
+            (g.bits, &g.matrices, g.method),
+            (
+                3,
+                &crate::experiment::MatrixSet::Lstm,
+                crate::experiment::QuantMethod::Greedy
+            )
+        );
+        let err = set(&["quantization=None", "quantization.groups.0.bits=3"]).unwrap_err();
+        assert!(
+            err.message.contains("not inside a structure"),
+            "{}",
+            err.message
         );
     }
 

@@ -18,6 +18,11 @@ pub struct Experiment {
     pub seed: u64,
     /// Where the corpus comes from.
     pub data: DataSource,
+    /// Start from saved weights (a run directory, or its `weights/fp`)
+    /// instead of a random initialisation; `training.epochs` more epochs
+    /// follow (0 allowed).
+    #[serde(default)]
+    pub pretrained: Option<PathBuf>,
     #[serde(default)]
     pub model: ModelConfig,
     #[serde(default)]

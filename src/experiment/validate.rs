@@ -144,11 +144,22 @@ pub fn check(e: &Experiment) -> Vec<Problem> {
 
     let t = &e.training;
     need(
-        t.epochs >= 1,
+        t.epochs >= 1 || e.pretrained.is_some(),
         "training.epochs",
-        format!("must be at least 1 (got {})", t.epochs),
-        "an integer ≥ 1",
+        format!(
+            "must be at least 1 (got {}) without pretrained weights",
+            t.epochs
+        ),
+        "an integer ≥ 1, or ≥ 0 with `pretrained`",
     );
+    if let Some(dir) = &e.pretrained {
+        need(
+            dir.join("model.json").is_file() || dir.join("weights/fp/model.json").is_file(),
+            "pretrained",
+            format!("{} holds no saved weights (model.json)", dir.display()),
+            "a run directory (its weights/fp is used) or a weights directory with model.json",
+        );
+    }
     need(
         t.batch_size >= 1,
         "training.batch_size",

@@ -7,6 +7,9 @@
 //! <run>/run.log          human-readable log
 //! ```
 
+pub mod npy;
+pub mod weights;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
