@@ -1,7 +1,8 @@
 //! Command-line interface: argument parsing and wiring only.
 
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Mutex};
+use std::sync::atomic::AtomicBool;
+use std::sync::{mpsc, Arc, Mutex};
 
 use clap::{Args, Parser, Subcommand};
 use color_eyre::eyre::{eyre, Result, WrapErr};
@@ -11,6 +12,7 @@ use crate::engine::{self, Control, Listener, Outcome, Record};
 use crate::experiment::{self, Experiment};
 use crate::headless::Printer;
 use crate::store::RunDir;
+use crate::ui::{run_dashboard, Source};
 
 /// Exit status for bad input: an invalid experiment, missing or corrupt data.
 pub const EXIT_BAD_INPUT: i32 = 2;
@@ -43,6 +45,8 @@ enum Command {
     },
     /// Measure training throughput (tokens/s) at standard sizes.
     Bench(BenchArgs),
+    /// Reopen a finished or stopped run in the dashboard, read-only.
+    Open { run_dir: PathBuf },
     /// Quantize your own 2-D float32 matrix (.npy, row-major) row by row and
     /// print the relative squared error.
     Quantize(QuantizeArgs),
@@ -138,21 +142,15 @@ pub fn main() -> Result<i32> {
         Some(Command::Bench(args)) => bench(args),
         Some(Command::FetchPtb { dir }) => fetch_ptb(dir),
         Some(Command::Quantize(args)) => quantize(args),
+        Some(Command::Open { run_dir }) => open(run_dir),
         None => match cli.experiment {
-            Some(file) => {
-                // The live dashboard is not built yet: run headless and say so.
-                eprintln!(
-                    "note: the dashboard is not available in this version; running headless (same as `iq-tui run {} --headless`)",
-                    file.display()
-                );
-                run(RunArgs {
-                    file,
-                    headless: true,
-                    dry_run: false,
-                    out: None,
-                    set: SetArgs { set: vec![] },
-                })
-            }
+            Some(file) => run(RunArgs {
+                file,
+                headless: false,
+                dry_run: false,
+                out: None,
+                set: SetArgs { set: vec![] },
+            }),
             None => {
                 use clap::CommandFactory;
                 Cli::command().print_help()?;
@@ -186,8 +184,13 @@ fn run(args: RunArgs) -> Result<i32> {
         print!("{}", experiment::to_ron(&experiment));
         return Ok(0);
     }
-    if !args.headless {
-        eprintln!("note: the dashboard is not available in this version; running headless");
+    use std::io::IsTerminal;
+    if !args.headless && !std::io::stdout().is_terminal() {
+        eprintln!(
+            "error: the dashboard needs a terminal and standard output is not one; use `iq-tui run {} --headless`",
+            args.file.display()
+        );
+        return Ok(EXIT_BAD_INPUT);
     }
     let corpus = match data::load(&experiment.data, experiment.seed) {
         Ok(c) => c,
@@ -224,15 +227,20 @@ fn run(args: RunArgs) -> Result<i32> {
         .write_atomic("experiment.ron", experiment::to_ron(&experiment).as_bytes())
         .wrap_err("cannot write the run directory")?;
     init_log(&run_dir.file("run.log"))?;
-    println!("run directory: {}", run_dir.path.display());
+    if args.headless {
+        println!("run directory: {}", run_dir.path.display());
+    }
 
     let control = Control::new();
+    // A signal stops the run cooperatively; the dashboard also leaves the screen.
+    let terminate = Arc::new(AtomicBool::new(false));
     for signal in [
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGHUP,
     ] {
         signal_hook::flag::register(signal, control.stop_flag())?;
+        signal_hook::flag::register(signal, terminate.clone())?;
     }
     let mut event_log = run_dir
         .event_log()
@@ -261,9 +269,23 @@ fn run(args: RunArgs) -> Result<i32> {
             );
             (outcome, event_log.take_error())
         })?;
-    let mut printer = Printer::new();
-    for record in rx {
-        printer.on_record(&record);
+    if args.headless {
+        let mut printer = Printer::new();
+        for record in rx {
+            printer.on_record(&record);
+        }
+    } else {
+        let source = Source::Live {
+            records: rx,
+            control: control.clone(),
+        };
+        let shown = run_dashboard(source, run_dir.path.clone(), terminate);
+        control.stop(); // leaving the dashboard ends the run (after confirmation)
+        if let Err(e) = shown {
+            let _ = worker.join();
+            return Err(eyre!(e).wrap_err("the dashboard failed"));
+        }
+        println!("run directory: {}", run_dir.path.display());
     }
     let (outcome, log_error) = worker
         .join()
@@ -284,6 +306,27 @@ fn run(args: RunArgs) -> Result<i32> {
         Outcome::Stopped => {
             println!("records so far are in {}", run_dir.path.display());
             Ok(EXIT_STOPPED)
+        }
+    }
+}
+
+fn open(run_dir: PathBuf) -> Result<i32> {
+    let records = match crate::store::read_events(&run_dir.join("events.jsonl")) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}\n(a run directory holds events.jsonl)");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    let terminate = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(signal, terminate.clone())?;
+    }
+    match run_dashboard(Source::Recorded(records), run_dir, terminate) {
+        Ok(_) => Ok(0),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(EXIT_BAD_INPUT)
         }
     }
 }

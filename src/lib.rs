@@ -13,3 +13,4 @@ pub mod headless;
 pub mod model;
 pub mod quantize_file;
 pub mod store;
+pub mod ui;
