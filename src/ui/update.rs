@@ -168,9 +168,10 @@ mod tests {
         assert_eq!(s.view, View::Log);
         update(&mut s, Action::NextMatrix); // no matrices yet: nothing happens
         assert_eq!(s.selected, 0);
+        let (log, blocks) = (s.log_scale, s.blocks);
         update(&mut s, Action::ToggleLogScale);
         update(&mut s, Action::ToggleBlocks);
-        assert!(s.log_scale && s.blocks);
+        assert_eq!((s.log_scale, s.blocks), (!log, !blocks));
         update(&mut s, Action::Help);
         assert!(s.help);
         update(&mut s, Action::NextView); // any key closes help
