@@ -1,0 +1,189 @@
+//! The dashboard in a real terminal (tmux): it comes alive, pauses, resumes,
+//! exports, quits, and gives the terminal back; SIGTERM mid-run too.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux").args(args).output().expect("run tmux");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn have_tmux() -> bool {
+    let ok = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok || std::env::var_os("CI").is_none(),
+        "CI must install tmux"
+    );
+    if !ok {
+        eprintln!("skipping: tmux is not installed");
+    }
+    ok
+}
+
+struct Session(String);
+
+impl Session {
+    fn start(name: &str, command: &str) -> Self {
+        let _ = tmux(&["kill-session", "-t", name]);
+        let status = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                "110",
+                "-y",
+                "32",
+                command,
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tmux(&["set-option", "-t", name, "remain-on-exit", "on"]);
+        Session(name.to_string())
+    }
+
+    fn screen(&self) -> String {
+        tmux(&["capture-pane", "-p", "-t", &self.0])
+    }
+
+    fn keys(&self, keys: &str) {
+        tmux(&["send-keys", "-t", &self.0, keys]);
+    }
+
+    fn wait_for(&self, what: &str, seconds: u64) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if s.contains(what) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(seconds),
+                "no {what:?} after {seconds} s:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn alternate_screen(&self) -> bool {
+        tmux(&["display-message", "-p", "-t", &self.0, "#{alternate_on}"]).trim() == "1"
+    }
+
+    fn dead(&self) -> bool {
+        tmux(&["display-message", "-p", "-t", &self.0, "#{pane_dead}"]).trim() == "1"
+    }
+
+    fn pid(&self) -> String {
+        tmux(&["display-message", "-p", "-t", &self.0, "#{pane_pid}"])
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = tmux(&["kill-session", "-t", &self.0]);
+    }
+}
+
+fn command(out: &Path, extra: &str) -> String {
+    format!(
+        "cd {} && exec {} run experiments/demo.ron --out {} --set training.epochs=1 {extra}",
+        env!("CARGO_MANIFEST_DIR"),
+        env!("CARGO_BIN_EXE_iq-tui"),
+        out.display()
+    )
+}
+
+#[test]
+fn demo_dashboard_pause_resume_export_quit() {
+    if !have_tmux() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let s = Session::start("iq-tui-test-main", &command(&out, ""));
+    s.wait_for("RUNNING", 60);
+    assert!(s.alternate_screen());
+    s.wait_for("iteration 1", 240);
+    s.keys("p");
+    s.wait_for("PAUSED", 30);
+    s.keys("p");
+    s.wait_for("RUNNING", 30);
+    s.keys("e");
+    s.wait_for("exported to", 10);
+    let snapshots: Vec<_> = std::fs::read_dir(out.join("snapshots")).unwrap().collect();
+    assert_eq!(snapshots.len(), 1);
+    let snap = snapshots[0].as_ref().unwrap().path();
+    for f in [
+        "snapshot.json",
+        "perplexity.csv",
+        "quant_loss.csv",
+        "matrices.csv",
+    ] {
+        assert!(snap.join(f).is_file(), "no {f}");
+    }
+    s.keys("?");
+    s.wait_for("Keys (any key closes)", 10);
+    s.keys("Escape");
+    s.keys("q");
+    let screen = s.screen();
+    if !screen.contains("FINISHED") {
+        s.wait_for("Quit and stop it?", 10);
+        s.keys("y");
+    }
+    let start = Instant::now();
+    while !s.dead() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "iq-tui did not exit:\n{}",
+            s.screen()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !s.alternate_screen(),
+        "the terminal was left on the alternate screen"
+    );
+    assert!(s.screen().contains("run directory:"), "{}", s.screen());
+    iq_tui::store::read_events(&out.join("events.jsonl")).unwrap();
+}
+
+#[test]
+fn sigterm_restores_the_terminal_and_keeps_records() {
+    if !have_tmux() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let s = Session::start("iq-tui-test-term", &command(&out, ""));
+    s.wait_for("RUNNING", 60);
+    s.wait_for("step", 60);
+    Command::new("kill")
+        .args(["-TERM", &s.pid()])
+        .status()
+        .unwrap();
+    let start = Instant::now();
+    while !s.dead() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no exit after SIGTERM:\n{}",
+            s.screen()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !s.alternate_screen(),
+        "the terminal was left on the alternate screen"
+    );
+    let events = iq_tui::store::read_events(&out.join("events.jsonl")).unwrap();
+    let last = serde_json::to_value(&events.last().unwrap().event).unwrap();
+    assert_eq!(last["type"], "stopped", "{last}");
+}
