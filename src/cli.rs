@@ -12,6 +12,7 @@ use crate::engine::{self, Control, Listener, Outcome, Record};
 use crate::experiment::{self, Experiment};
 use crate::headless::Printer;
 use crate::store::RunDir;
+use crate::ui::keymap::Keymap;
 use crate::ui::{run_dashboard, Source};
 
 /// Exit status for bad input: an invalid experiment, missing or corrupt data.
@@ -192,6 +193,17 @@ fn run(args: RunArgs) -> Result<i32> {
         );
         return Ok(EXIT_BAD_INPUT);
     }
+    let keymap = if args.headless {
+        Keymap::default()
+    } else {
+        match Keymap::load() {
+            Ok(k) => k,
+            Err(e) => {
+                eprintln!("error: keymap {e}");
+                return Ok(EXIT_BAD_INPUT);
+            }
+        }
+    };
     let corpus = match data::load(&experiment.data, experiment.seed) {
         Ok(c) => c,
         Err(e) => {
@@ -279,7 +291,7 @@ fn run(args: RunArgs) -> Result<i32> {
             records: rx,
             control: control.clone(),
         };
-        let shown = run_dashboard(source, run_dir.path.clone(), terminate);
+        let shown = run_dashboard(source, run_dir.path.clone(), keymap, terminate);
         control.stop(); // leaving the dashboard ends the run (after confirmation)
         if let Err(e) = shown {
             let _ = worker.join();
@@ -322,7 +334,14 @@ fn open(run_dir: PathBuf) -> Result<i32> {
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
         signal_hook::flag::register(signal, terminate.clone())?;
     }
-    match run_dashboard(Source::Recorded(records), run_dir, terminate) {
+    let keymap = match Keymap::load() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("error: keymap {e}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    match run_dashboard(Source::Recorded(records), run_dir, keymap, terminate) {
         Ok(_) => Ok(0),
         Err(e) => {
             eprintln!("error: {e}");

@@ -203,6 +203,17 @@ fn headless_run_writes_its_records_learns_and_is_deterministic() {
 }
 
 #[test]
+fn the_dashboard_without_a_terminal_points_to_headless() {
+    let o = iq_tui(&["experiments/smoke.ron"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("not one") && err.contains("--headless"),
+        "{err}"
+    );
+}
+
+#[test]
 fn an_existing_run_directory_is_never_overwritten() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("events.jsonl"), "{}\n").unwrap();

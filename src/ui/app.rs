@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use crossterm::event::{self, Event as TermEvent, KeyEventKind};
 
 use super::export::export;
+use super::keymap::Keymap;
 use super::state::State;
-use super::update::{action_for, update, Command};
+use super::update::{update, Command};
 use super::view::draw;
 use crate::engine::{Control, Record};
 
@@ -33,6 +34,7 @@ pub enum Source {
 pub fn run_dashboard(
     source: Source,
     run_dir: PathBuf,
+    keymap: Keymap,
     terminate: Arc<AtomicBool>,
 ) -> std::io::Result<State> {
     if !std::io::stdout().is_terminal() {
@@ -41,6 +43,7 @@ pub fn run_dashboard(
         ));
     }
     let mut state = State::new(matches!(source, Source::Recorded(_)));
+    state.keys = keymap.describe();
     let (records, control) = match source {
         Source::Live { records, control } => (Some(records), Some(control)),
         Source::Recorded(all) => {
@@ -98,7 +101,7 @@ pub fn run_dashboard(
             if key.kind != KeyEventKind::Press {
                 continue;
             }
-            let Some(action) = action_for(key) else {
+            let Some(action) = keymap.action_for(key) else {
                 continue;
             };
             dirty = true;

@@ -3,6 +3,7 @@
 
 mod app;
 pub mod export;
+pub mod keymap;
 pub mod state;
 pub mod update;
 pub mod view;

@@ -300,6 +300,9 @@ pub struct State {
     pub read_only: bool,
     /// Last message for the status line (export done, …).
     pub notice: Option<String>,
+    /// (keys, what they do) for the help overlay, from the keymap in force.
+    #[serde(skip)]
+    pub keys: Vec<(String, &'static str)>,
 }
 
 impl State {
@@ -315,6 +318,7 @@ impl State {
             confirm_quit: false,
             read_only,
             notice: None,
+            keys: super::keymap::Keymap::default().describe(),
         }
     }
 

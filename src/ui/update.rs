@@ -1,11 +1,11 @@
-//! Keys → actions (the keymap) and the pure `update` that applies an action
-//! to the state and says what the engine or the app must do.
+//! Actions and the pure `update` that applies one to the state and says what
+//! the engine or the app must do. Keys reach actions through `keymap`.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde::Deserialize;
 
 use super::state::{RunStatus, State, View};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 pub enum Action {
     TogglePause,
     Stop,
@@ -22,6 +22,42 @@ pub enum Action {
     ToggleBlocks,
 }
 
+impl Action {
+    pub const ALL: [Action; 13] = [
+        Action::TogglePause,
+        Action::Stop,
+        Action::Export,
+        Action::NextView,
+        Action::PrevView,
+        Action::NextMatrix,
+        Action::PrevMatrix,
+        Action::ToggleLogScale,
+        Action::ToggleBlocks,
+        Action::Help,
+        Action::Quit,
+        Action::Confirm,
+        Action::Cancel,
+    ];
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Action::TogglePause => "pause / resume training (between steps)",
+            Action::Stop => "stop the run (records stay consistent)",
+            Action::Export => "export a snapshot (JSON and CSV)",
+            Action::NextView => "next view",
+            Action::PrevView => "previous view",
+            Action::NextMatrix => "next matrix",
+            Action::PrevMatrix => "previous matrix",
+            Action::ToggleLogScale => "quantization loss: log / linear scale",
+            Action::ToggleBlocks => "plain block characters in charts",
+            Action::Help => "this help",
+            Action::Quit => "quit (asks first while a run is going)",
+            Action::Confirm => "yes (in a question)",
+            Action::Cancel => "no (in a question)",
+        }
+    }
+}
+
 /// What `update` asks of the outside world.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
@@ -31,42 +67,6 @@ pub enum Command {
     Export,
     Exit,
 }
-
-/// The default keys (terminal habits).
-pub fn action_for(key: KeyEvent) -> Option<Action> {
-    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
-        return Some(Action::Quit);
-    }
-    Some(match key.code {
-        KeyCode::Char('p') | KeyCode::Char(' ') => Action::TogglePause,
-        KeyCode::Char('s') => Action::Stop,
-        KeyCode::Char('e') => Action::Export,
-        KeyCode::Char('?') | KeyCode::F(1) => Action::Help,
-        KeyCode::Char('q') => Action::Quit,
-        KeyCode::Char('y') | KeyCode::Enter => Action::Confirm,
-        KeyCode::Char('n') | KeyCode::Esc => Action::Cancel,
-        KeyCode::Tab | KeyCode::Right | KeyCode::Char('l') => Action::NextView,
-        KeyCode::BackTab | KeyCode::Left | KeyCode::Char('h') => Action::PrevView,
-        KeyCode::Down | KeyCode::Char('j') => Action::NextMatrix,
-        KeyCode::Up | KeyCode::Char('k') => Action::PrevMatrix,
-        KeyCode::Char('g') => Action::ToggleLogScale,
-        KeyCode::Char('b') => Action::ToggleBlocks,
-        _ => return None,
-    })
-}
-
-/// Every binding, for the help overlay and the README.
-pub const BINDINGS: &[(&str, &str)] = &[
-    ("p, space", "pause / resume training (between steps)"),
-    ("s", "stop the run (records stay consistent)"),
-    ("e", "export a snapshot (JSON and CSV)"),
-    ("Tab, →, l / Shift-Tab, ←, h", "next / previous view"),
-    ("j, ↓ / k, ↑", "next / previous matrix"),
-    ("g", "quantization loss on a log scale"),
-    ("b", "plain block characters in charts"),
-    ("?", "this help"),
-    ("q, Ctrl-C", "quit (asks first while a run is going)"),
-];
 
 pub fn update(state: &mut State, action: Action) -> Option<Command> {
     if state.confirm_quit {
@@ -180,19 +180,40 @@ mod tests {
     }
 
     #[test]
-    fn default_keys_map_to_actions() {
-        let k = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
-        assert_eq!(action_for(k('p')), Some(Action::TogglePause));
-        assert_eq!(action_for(k(' ')), Some(Action::TogglePause));
-        assert_eq!(action_for(k('q')), Some(Action::Quit));
-        assert_eq!(
-            action_for(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
-            Some(Action::Quit)
-        );
-        assert_eq!(
-            action_for(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE)),
-            Some(Action::NextView)
-        );
-        assert_eq!(action_for(k('x')), None);
+    fn matrix_selection_wraps_both_ways() {
+        let mut s = running();
+        let report = |name: &str| crate::engine::MatrixReport {
+            name: name.into(),
+            rows: 1,
+            cols: 1,
+            bits: Some(1),
+            method: None,
+            quant_loss: 0.0,
+            squared_error: 0.0,
+            squared_norm: 0.0,
+            sparsity: 0.0,
+            packed_bytes: 0,
+            fp32_bytes: 4,
+            histogram: crate::compress::stats::histogram(&[1.0], 2),
+            levels: vec![],
+            density: vec![],
+            grid: (1, 1),
+        };
+        s.run.matrices = vec![report("a"), report("b"), report("c")];
+        update(&mut s, Action::PrevMatrix);
+        assert_eq!(s.selected, 2);
+        update(&mut s, Action::NextMatrix);
+        update(&mut s, Action::NextMatrix);
+        assert_eq!(s.selected, 1);
+    }
+
+    #[test]
+    fn stop_and_pause_do_nothing_once_the_run_is_over() {
+        let mut s = State::new(false);
+        s.run.status = Some(RunStatus::Finished);
+        assert_eq!(update(&mut s, Action::Stop), None);
+        assert_eq!(update(&mut s, Action::TogglePause), None);
+        assert_eq!(update(&mut s, Action::Confirm), None);
+        assert_eq!(update(&mut s, Action::Cancel), None);
     }
 }

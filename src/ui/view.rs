@@ -11,7 +11,6 @@ use ratatui::widgets::{
 use ratatui::Frame;
 
 use super::state::{RunStatus, State, View};
-use super::update::BINDINGS;
 use crate::engine::Phase;
 use crate::headless::{format_bytes, format_duration};
 
@@ -57,7 +56,7 @@ pub fn draw(frame: &mut Frame, state: &State) {
     };
     frame.render_widget(Paragraph::new(hint).style(Style::new().dim()), keys);
     if state.help {
-        draw_help(frame, area);
+        draw_help(frame, area, state);
     }
     if state.confirm_quit {
         draw_confirm(frame, area);
@@ -233,7 +232,13 @@ fn draw_loss_chart(frame: &mut Frame, area: Rect, state: &State) {
         .map(|&(x, y)| (x, tf(y)))
         .collect();
     let live: Vec<(f64, f64)> = r.live_loss.iter().map(|&(x, y)| (x, tf(y))).collect();
-    let all = points.iter().chain(&live);
+    let selected = r.matrices.get(state.selected).map(|m| m.name.clone());
+    let per_matrix: Vec<(f64, f64)> = selected
+        .as_ref()
+        .and_then(|n| r.matrix_loss.get(n))
+        .map(|pts| pts.iter().map(|&(x, y)| (x, tf(y))).collect())
+        .unwrap_or_default();
+    let all = points.iter().chain(&live).chain(&per_matrix);
     let (ymin, ymax) = all
         .clone()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
@@ -268,6 +273,12 @@ fn draw_loss_chart(frame: &mut Frame, area: Rect, state: &State) {
             .graph_type(GraphType::Line)
             .style(Style::new().fg(Color::Yellow))
             .data(&live),
+        Dataset::default()
+            .name(selected.unwrap_or_default())
+            .marker(marker(state))
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(Color::Magenta))
+            .data(&per_matrix),
         Dataset::default()
             .name("quantized")
             .marker(Marker::Dot)
@@ -458,9 +469,10 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     )
 }
 
-fn draw_help(frame: &mut Frame, area: Rect) {
-    let popup = centered(area, 64, BINDINGS.len() as u16 + 4);
-    let lines: Vec<Line> = BINDINGS
+fn draw_help(frame: &mut Frame, area: Rect, state: &State) {
+    let popup = centered(area, 72, state.keys.len() as u16 + 2);
+    let lines: Vec<Line> = state
+        .keys
         .iter()
         .map(|(k, what)| {
             Line::from(vec![
