@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 
 use clap::{Args, Parser, Subcommand};
 use color_eyre::eyre::{eyre, Result, WrapErr};
@@ -260,7 +260,7 @@ fn run(args: RunArgs) -> Result<i32> {
         .stop_on_error(control.clone());
 
     let weights_dir = run_dir.file("weights");
-    let (tx, rx) = mpsc::channel::<Record>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Record>();
     let engine_control = control.clone();
     let worker = std::thread::Builder::new()
         .name("engine".into())
@@ -283,7 +283,7 @@ fn run(args: RunArgs) -> Result<i32> {
         })?;
     if args.headless {
         let mut printer = Printer::new();
-        for record in rx {
+        while let Some(record) = rx.blocking_recv() {
             printer.on_record(&record);
         }
     } else {

@@ -152,7 +152,8 @@ fn demo_dashboard_pause_resume_export_quit() {
         !s.alternate_screen(),
         "the terminal was left on the alternate screen"
     );
-    assert!(s.screen().contains("run directory:"), "{}", s.screen());
+    // back on the normal screen, the run directory is named
+    assert!(s.screen().contains(&out.display().to_string()), "{}", s.screen());
     iq_tui::store::read_events(&out.join("events.jsonl")).unwrap();
 }
 

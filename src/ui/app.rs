@@ -1,28 +1,30 @@
-//! The terminal loop: owns the screen, drains engine records without ever
-//! blocking on them, maps keys to actions, and restores the terminal on every
-//! exit path (ratatui's init installs a panic hook that restores first).
+//! The terminal loop, on a single-threaded tokio runtime: waits on whichever
+//! comes first of an engine record, a key, or a tick, so it never blocks on
+//! training. Restores the terminal on every exit path (ratatui's init
+//! installs a panic hook that restores first).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crossterm::event::{self, Event as TermEvent, KeyEventKind};
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use futures_util::StreamExt;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::export::export;
 use super::keymap::Keymap;
-use super::state::State;
+use super::state::{RunStatus, State};
 use super::update::{update, Command};
 use super::view::draw;
-use crate::engine::{Control, Record};
+use crate::engine::{Control, Event, Record};
 
 /// Where the records come from.
 pub enum Source {
     /// A run in progress: records arrive on the channel; commands go to `control`.
     Live {
-        records: Receiver<Record>,
+        records: UnboundedReceiver<Record>,
         control: Arc<Control>,
     },
     /// A finished or stopped run read back from its directory.
@@ -53,94 +55,130 @@ pub fn run_dashboard(
             (None, None)
         }
     };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
     let mut terminal = ratatui::init();
-    let result = (|| -> std::io::Result<()> {
-        let mut dirty = true;
-        let mut last_draw = Instant::now();
-        let mut engine_done = records.is_none();
-        loop {
-            if let Some(rx) = &records {
-                loop {
-                    match rx.try_recv() {
-                        Ok(r) => {
-                            if matches!(
-                                r.event,
-                                crate::engine::Event::Paused | crate::engine::Event::Resumed
-                            ) {
-                                state.notice = None; // "pausing…" is now a fact on the status line
-                            }
-                            state.run.apply(&r);
-                            dirty = true;
-                        }
-                        Err(TryRecvError::Empty) => break,
-                        Err(TryRecvError::Disconnected) => {
-                            engine_done = true;
-                            break;
-                        }
-                    }
-                }
-            }
-            if terminate.load(Ordering::SeqCst) {
-                if let Some(c) = &control {
-                    c.stop();
-                }
-                return Ok(());
-            }
-            if dirty || last_draw.elapsed() > Duration::from_millis(500) {
-                terminal.draw(|f| draw(f, &state))?;
-                dirty = false;
-                last_draw = Instant::now();
-            }
-            if !event::poll(Duration::from_millis(50))? {
-                continue;
-            }
-            let TermEvent::Key(key) = event::read()? else {
-                dirty = true; // resize and the like
-                continue;
-            };
-            if key.kind != KeyEventKind::Press {
-                continue;
-            }
-            let Some(action) = keymap.action_for(key) else {
-                continue;
-            };
-            dirty = true;
-            match update(&mut state, action) {
-                Some(Command::Pause) => {
-                    if let Some(c) = &control {
-                        c.pause();
-                        state.notice = Some("pausing after the current step…".into());
-                    }
-                }
-                Some(Command::Resume) => {
-                    if let Some(c) = &control {
-                        c.resume();
-                        state.notice = None;
-                    }
-                }
-                Some(Command::Stop) => {
-                    if let Some(c) = &control {
-                        c.stop();
-                    }
-                }
-                Some(Command::Export) => {
-                    state.notice = Some(match export(&run_dir, &state.run) {
-                        Ok(dir) => format!("exported to {}", dir.display()),
-                        Err(e) => format!("export failed: {e}"),
-                    });
-                }
-                Some(Command::Exit) => {
-                    if let Some(c) = &control {
-                        if !engine_done {
-                            c.stop();
-                        }
-                    }
-                    return Ok(());
-                }
-                None => {}
-            }
-        }
-    })();
+    let result = runtime.block_on(event_loop(
+        &mut terminal,
+        &mut state,
+        records,
+        control,
+        &keymap,
+        &run_dir,
+        &terminate,
+    ));
     ratatui::restore();
     result.map(|()| state)
+}
+
+async fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    state: &mut State,
+    mut records: Option<UnboundedReceiver<Record>>,
+    control: Option<Arc<Control>>,
+    keymap: &Keymap,
+    run_dir: &std::path::Path,
+    terminate: &AtomicBool,
+) -> std::io::Result<()> {
+    let mut keys = EventStream::new();
+    // Redraws between records keep the ETA and the "pausing…" notice honest.
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    terminal.draw(|f| draw(f, state))?;
+    loop {
+        if terminate.load(Ordering::SeqCst) {
+            if let Some(c) = &control {
+                c.stop();
+            }
+            return Ok(());
+        }
+        let changed = tokio::select! {
+            record = async { records.as_mut()?.recv().await }, if records.is_some() => {
+                match record {
+                    Some(first) => {
+                        apply(state, &first);
+                        // Drain what else is waiting: one redraw per batch.
+                        while let Some(r) = records.as_mut().and_then(|rx| rx.try_recv().ok()) {
+                            apply(state, &r);
+                        }
+                    }
+                    None => {
+                        records = None; // the engine is done
+                        if state.is_running() {
+                            state.run.status = Some(RunStatus::Failed("the training thread ended unexpectedly".into()));
+                        }
+                    }
+                }
+                true
+            }
+            key = keys.next() => {
+                let Some(event) = key.transpose()? else { return Ok(()) };
+                match event {
+                    TermEvent::Key(key) if key.kind == KeyEventKind::Press => {
+                        if let Some(action) = keymap.action_for(key) {
+                            if handle(state, action, &control, run_dir) {
+                                return Ok(());
+                            }
+                        }
+                        true
+                    }
+                    TermEvent::Resize(..) => true,
+                    _ => false,
+                }
+            }
+            _ = tick.tick() => true,
+        };
+        if changed {
+            terminal.draw(|f| draw(f, state))?;
+        }
+    }
+}
+
+/// Applies an action; true when the dashboard should close.
+fn handle(
+    state: &mut State,
+    action: super::update::Action,
+    control: &Option<Arc<Control>>,
+    run_dir: &std::path::Path,
+) -> bool {
+    match update(state, action) {
+        Some(Command::Pause) => {
+            if let Some(c) = control {
+                c.pause();
+                state.notice = Some("pausing after the current step…".into());
+            }
+        }
+        Some(Command::Resume) => {
+            if let Some(c) = control {
+                c.resume();
+                state.notice = None;
+            }
+        }
+        Some(Command::Stop) => {
+            if let Some(c) = control {
+                c.stop();
+            }
+        }
+        Some(Command::Export) => {
+            state.notice = Some(match export(run_dir, &state.run) {
+                Ok(dir) => format!("exported to {}", dir.display()),
+                Err(e) => format!("export failed: {e}"),
+            });
+        }
+        Some(Command::Exit) => {
+            if let Some(c) = control {
+                c.stop();
+            }
+            return true;
+        }
+        None => {}
+    }
+    false
+}
+
+fn apply(state: &mut State, record: &Record) {
+    if matches!(record.event, Event::Paused | Event::Resumed) {
+        state.notice = None; // "pausing…" is now a fact on the status line
+    }
+    state.run.apply(record);
 }
