@@ -153,7 +153,11 @@ fn demo_dashboard_pause_resume_export_quit() {
         "the terminal was left on the alternate screen"
     );
     // back on the normal screen, the run directory is named
-    assert!(s.screen().contains(&out.display().to_string()), "{}", s.screen());
+    assert!(
+        s.screen().contains(&out.display().to_string()),
+        "{}",
+        s.screen()
+    );
     iq_tui::store::read_events(&out.join("events.jsonl")).unwrap();
 }
 
