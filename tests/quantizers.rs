@@ -144,7 +144,7 @@ fn realistic_matrix(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
             let u: f64 = rng.gen_range(1e-12..1.0);
             let v: f64 = rng.gen_range(0.0..std::f64::consts::TAU);
             let gauss = (-2.0 * u.ln()).sqrt() * v.cos();
-            let x = if (i / cols) % 2 == 0 {
+            let x = if (i / cols).is_multiple_of(2) {
                 gauss * 0.1
             } else {
                 -0.07 * u.ln() * if v < std::f64::consts::PI { 1.0 } else { -1.0 }
