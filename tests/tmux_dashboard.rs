@@ -80,6 +80,24 @@ impl Session {
         tmux(&["display-message", "-p", "-t", &self.0, "#{pane_dead}"]).trim() == "1"
     }
 
+    /// Waits (60 s at most) for iq-tui to exit, then checks it gave the
+    /// terminal back (left the alternate screen).
+    fn wait_exit_on_normal_screen(&self) {
+        let start = Instant::now();
+        while !self.dead() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "iq-tui did not exit:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(
+            !self.alternate_screen(),
+            "the terminal was left on the alternate screen"
+        );
+    }
+
     fn pid(&self) -> String {
         tmux(&["display-message", "-p", "-t", &self.0, "#{pane_pid}"])
             .trim()
@@ -139,19 +157,7 @@ fn demo_dashboard_pause_resume_export_quit() {
         s.wait_for("Quit and stop it?", 10);
         s.keys("y");
     }
-    let start = Instant::now();
-    while !s.dead() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "iq-tui did not exit:\n{}",
-            s.screen()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(
-        !s.alternate_screen(),
-        "the terminal was left on the alternate screen"
-    );
+    s.wait_exit_on_normal_screen();
     // back on the normal screen, the run directory is named
     assert!(
         s.screen().contains(&out.display().to_string()),
@@ -175,19 +181,7 @@ fn sigterm_restores_the_terminal_and_keeps_records() {
         .args(["-TERM", &s.pid()])
         .status()
         .unwrap();
-    let start = Instant::now();
-    while !s.dead() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no exit after SIGTERM:\n{}",
-            s.screen()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(
-        !s.alternate_screen(),
-        "the terminal was left on the alternate screen"
-    );
+    s.wait_exit_on_normal_screen();
     let events = iq_tui::store::read_events(&out.join("events.jsonl")).unwrap();
     let last = serde_json::to_value(&events.last().unwrap().event).unwrap();
     assert_eq!(last["type"], "stopped", "{last}");
