@@ -46,10 +46,9 @@ impl Control {
         self.stop.clone()
     }
 
-    /// Blocks while paused (returns early on stop). True if it did block.
-    pub fn wait_while_paused(&self) -> bool {
+    /// Blocks while paused (returns early on stop).
+    pub fn wait_while_paused(&self) {
         let mut paused = self.paused.lock().expect("control lock");
-        let blocked = *paused;
         while *paused && !self.is_stopped() {
             // Timed wait: a stop raised by a signal handler cannot notify.
             paused = self
@@ -58,6 +57,5 @@ impl Control {
                 .expect("control lock")
                 .0;
         }
-        blocked
     }
 }

@@ -491,13 +491,12 @@ fn schedule(
                 }
             },
         )?;
+        // The ramp ends at the final rate; make sure of it whatever the step
+        // count (for one-shot this recomputes the same mask).
+        let (sparsity, matrices) = compression::prune_model(&mut trainer.model, p, p.rate, true);
         if let PruneSchedule::Gradual { .. } = p.schedule {
-            // the ramp ends at the final rate; make sure of it whatever the step count
-            let (sparsity, matrices) =
-                compression::prune_model(&mut trainer.model, p, p.rate, true);
             out.emit(Event::Pruned { sparsity, matrices });
         }
-        let (sparsity, _) = compression::prune_model(&mut trainer.model, p, p.rate, true);
         pruned = Some(PrunedSummary {
             sparsity,
             valid_ppl: eval(&trainer.model, Split::Valid, ModelTag::Pruned, None, out),

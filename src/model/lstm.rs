@@ -362,15 +362,7 @@ where
     /// Adds `delta` to element `offset` (storage order, as in
     /// [`Self::gradients`]) of parameter `index`; for gradient checks.
     pub fn nudge(&mut self, index: usize, offset: usize, delta: E) {
-        let mut buf = Vec::new();
-        self.for_each_param_mut(
-            |i, data| {
-                if i == index {
-                    data[offset] += delta;
-                }
-            },
-            &mut buf,
-        );
+        self.update_param(index, |data| data[offset] += delta);
     }
 
     /// Names and shapes of every parameter, in a fixed order.
@@ -428,6 +420,34 @@ where
         visit(&mut self.decoder_bias, i + 2, &mut f, buf);
     }
 
+    /// Runs `f` on parameter `index`'s values in storage order and writes them
+    /// back in place, touching no other parameter.
+    fn update_param(&mut self, index: usize, f: impl FnOnce(&mut [E])) {
+        fn visit<S: Shape, E: Real>(t: &mut Tensor<S, E, Cpu>, f: impl FnOnce(&mut [E]))
+        where
+            Cpu: Device<E>,
+        {
+            let mut buf = vec![E::default(); t.shape().num_elements()];
+            t.copy_into(&mut buf);
+            f(&mut buf);
+            t.copy_from(&buf);
+        }
+        let layers = self.dims.layers;
+        match index {
+            0 => visit(&mut self.embedding, f),
+            i if i == 3 * layers + 1 => visit(&mut self.decoder, f),
+            i if i == 3 * layers + 2 => visit(&mut self.decoder_bias, f),
+            i => {
+                let layer = &mut self.layers[(i - 1) / 3];
+                match (i - 1) % 3 {
+                    0 => visit(&mut layer.w_ih, f),
+                    1 => visit(&mut layer.w_hh, f),
+                    _ => visit(&mut layer.bias, f),
+                }
+            }
+        }
+    }
+
     /// Storage of parameter `index` is transposed relative to [`ParamInfo`]
     /// (true for the LSTM matrices, stored input-major for dfdx's matmul).
     fn is_transposed(&self, index: usize) -> bool {
@@ -476,16 +496,9 @@ where
                 m.to_vec()
             }
         });
-        if let Some(mask) = self.masks[index].clone() {
-            let mut buf = Vec::new();
-            self.for_each_param_mut(
-                |i, data| {
-                    if i == index {
-                        zero_pruned(data, &mask);
-                    }
-                },
-                &mut buf,
-            );
+        if let Some(mask) = self.masks[index].take() {
+            self.update_param(index, |data| zero_pruned(data, &mask));
+            self.masks[index] = Some(mask);
         }
     }
 
@@ -517,17 +530,11 @@ where
         } else {
             values.to_vec()
         };
-        let mut buf = Vec::new();
-        self.for_each_param_mut(
-            |i, data| {
-                if i == index {
-                    for (d, &s) in data.iter_mut().zip(&stored) {
-                        *d = E::of(s as f64);
-                    }
-                }
-            },
-            &mut buf,
-        );
+        self.update_param(index, |data| {
+            for (d, &s) in data.iter_mut().zip(&stored) {
+                *d = E::of(s as f64);
+            }
+        });
     }
 }
 

@@ -5,6 +5,8 @@
 //! <run>/events.jsonl     every engine event, one JSON object a line
 //! <run>/summary.json     what the run measured (written when it finishes)
 //! <run>/run.log          human-readable log
+//! <run>/weights/         saved weights (`weights.rs`): fp/ and final/
+//! <run>/snapshots/       exports from the dashboard
 //! ```
 
 pub mod npy;
