@@ -8,9 +8,12 @@ use clap::{Args, Parser, Subcommand};
 use color_eyre::eyre::{eyre, Result, WrapErr};
 
 use crate::data::{self, DataError};
+use crate::engine::checkpoint::{sha256_hex, Resume};
 use crate::engine::{self, Control, Listener, Outcome, Record};
 use crate::experiment::{self, Experiment};
 use crate::headless::Printer;
+use crate::store::checkpoint::{CheckpointError, Checkpoints};
+use crate::store::manifest::{ResumeRecord, RunManifest};
 use crate::store::RunDir;
 use crate::ui::keymap::Keymap;
 use crate::ui::{run_dashboard, Source};
@@ -48,6 +51,8 @@ enum Command {
     Bench(BenchArgs),
     /// Reopen a finished or stopped run in the dashboard, read-only.
     Open { run_dir: PathBuf },
+    /// Continue a stopped or killed run from its newest intact checkpoint.
+    Resume(ResumeArgs),
     /// Quantize your own 2-D float32 matrix (.npy, row-major) row by row and
     /// print the relative squared error.
     Quantize(QuantizeArgs),
@@ -144,6 +149,7 @@ pub fn main() -> Result<i32> {
         Some(Command::FetchPtb { dir }) => fetch_ptb(dir),
         Some(Command::Quantize(args)) => quantize(args),
         Some(Command::Open { run_dir }) => open(run_dir),
+        Some(Command::Resume(args)) => resume(args),
         None => match cli.experiment {
             Some(file) => run(RunArgs {
                 file,
@@ -185,49 +191,20 @@ fn run(args: RunArgs) -> Result<i32> {
         print!("{}", experiment::to_ron(&experiment));
         return Ok(0);
     }
-    use std::io::IsTerminal;
-    if !args.headless && !std::io::stdout().is_terminal() {
-        eprintln!(
-            "error: the dashboard needs a terminal and standard output is not one; use `iq-tui run {} --headless`",
-            args.file.display()
-        );
-        return Ok(EXIT_BAD_INPUT);
+    if let Err(code) = check_terminal(args.headless, &format!("run {}", args.file.display())) {
+        return Ok(code);
     }
-    let keymap = if args.headless {
-        Keymap::default()
-    } else {
-        match Keymap::load() {
-            Ok(k) => k,
-            Err(e) => {
-                eprintln!("error: keymap {e}");
-                return Ok(EXIT_BAD_INPUT);
-            }
-        }
+    let keymap = match keymap_for(args.headless) {
+        Ok(k) => k,
+        Err(code) => return Ok(code),
     };
-    let corpus = match data::load(&experiment.data, experiment.seed) {
+    let corpus = match load_corpus(&experiment) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(data_error_status(&e));
-        }
+        Err(code) => return Ok(code),
     };
-    let pretrained = match &experiment.pretrained {
-        None => None,
-        Some(dir) => {
-            let loaded = crate::store::weights::load(dir)
-                .map_err(|e| e.to_string())
-                .and_then(|w| {
-                    engine::check_pretrained(&w, engine::dims_for(&experiment, &corpus), &corpus)
-                        .map(|()| w)
-                });
-            match loaded {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    eprintln!("error: pretrained weights {}: {e}", dir.display());
-                    return Ok(EXIT_BAD_INPUT);
-                }
-            }
-        }
+    let pretrained = match load_pretrained(&experiment, &corpus) {
+        Ok(w) => w,
+        Err(code) => return Ok(code),
     };
     let run_dir = RunDir::create(
         &experiment.output.dir,
@@ -235,14 +212,267 @@ fn run(args: RunArgs) -> Result<i32> {
         args.out.as_deref(),
     )
     .wrap_err("cannot create the run directory")?;
+    let text = experiment::to_ron(&experiment);
     run_dir
-        .write_atomic("experiment.ron", experiment::to_ron(&experiment).as_bytes())
+        .write_atomic("experiment.ron", text.as_bytes())
         .wrap_err("cannot write the run directory")?;
-    init_log(&run_dir.file("run.log"))?;
+    let experiment_sha256 = sha256_hex(text.as_bytes());
+    run_dir
+        .write_json(
+            "manifest.json",
+            &RunManifest::new(experiment.seed, experiment_sha256.clone()),
+        )
+        .wrap_err("cannot write the run directory")?;
+    init_log(&run_dir.file("run.log"), false)?;
     if args.headless {
         println!("run directory: {}", run_dir.path.display());
     }
+    let context = engine::RunContext {
+        pretrained,
+        weights_dir: Some(run_dir.file("weights")),
+        checkpoints: Some(Checkpoints::new(&run_dir.path)),
+        experiment_sha256,
+        resume: None,
+    };
+    execute(
+        run_dir,
+        experiment,
+        corpus,
+        context,
+        args.headless,
+        keymap,
+        Vec::new(),
+    )
+}
 
+#[derive(Debug, Args)]
+struct ResumeArgs {
+    run_dir: PathBuf,
+    /// No dashboard: progress on the terminal or as plain lines.
+    #[arg(long)]
+    headless: bool,
+    /// Resume even though experiment.ron was edited since the run started.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Continues a stopped or killed run from its newest intact checkpoint.
+fn resume(args: ResumeArgs) -> Result<i32> {
+    let dir = &args.run_dir;
+    let bad = |message: String| {
+        eprintln!("error: {message}");
+        Ok(EXIT_BAD_INPUT)
+    };
+    let file = dir.join("experiment.ron");
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return bad(format!(
+            "{}: not a run directory (it has no readable experiment.ron)",
+            dir.display()
+        ));
+    };
+    if dir.join("summary.json").exists() {
+        return bad(format!(
+            "{}: this run has finished (summary.json exists); nothing to resume",
+            dir.display()
+        ));
+    }
+    let experiment = match load(&file, &[]) {
+        Ok(e) => e,
+        Err(code) => return Ok(code),
+    };
+    let checkpoints = Checkpoints::new(dir);
+    checkpoints.clean_partial();
+    let (resume, checkpoint_name) = match checkpoints.latest() {
+        Ok(latest) => {
+            for skipped in &latest.skipped {
+                eprintln!("warning: {skipped}; using an older checkpoint");
+            }
+            match Resume::from_file(latest.file) {
+                Ok(r) => (Some(r), Some(latest.path.display().to_string())),
+                Err(e) => return bad(format!("{}: {e}", latest.path.display())),
+            }
+        }
+        Err(CheckpointError::None { .. }) => {
+            eprintln!(
+                "note: {} has no checkpoint yet (it stopped before its first epoch ended); the run starts over",
+                dir.display()
+            );
+            (None, None)
+        }
+        Err(e) => return bad(format!("no intact checkpoint to resume from: {e}")),
+    };
+    let text_sha = sha256_hex(text.as_bytes());
+    let manifest_path = dir.join("manifest.json");
+    let mut manifest: RunManifest = match std::fs::read_to_string(&manifest_path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+    {
+        Ok(m) => m,
+        Err(e) => return bad(format!("{}: {e}", manifest_path.display())),
+    };
+    // The experiment the run started with: the checkpoint's, else the manifest's.
+    let started_with = resume
+        .as_ref()
+        .map_or(manifest.experiment_sha256.clone(), |r| {
+            r.state.experiment_sha256.clone()
+        });
+    let mut forced = false;
+    {
+        if started_with != text_sha {
+            if !args.force {
+                return bad(format!(
+                    "{} was changed after the run started; resuming would mix two experiments in one run. Undo the edit, start a new run, or pass --force to continue with the edited file",
+                    file.display()
+                ));
+            }
+            forced = true;
+            eprintln!(
+                "warning: {} was edited; continuing anyway (--force)",
+                file.display()
+            );
+        }
+    }
+    if let Err(code) = check_terminal(args.headless, &format!("resume {}", dir.display())) {
+        return Ok(code);
+    }
+    let keymap = match keymap_for(args.headless) {
+        Ok(k) => k,
+        Err(code) => return Ok(code),
+    };
+    let corpus = match load_corpus(&experiment) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    if let Some(r) = &resume {
+        if r.state.corpus_sha256 != engine::checkpoint::corpus_sha256(&corpus) {
+            return bad(format!(
+                "the data of {} differ from the data the run started on; resume it with the same corpus",
+                file.display()
+            ));
+        }
+    }
+    let pretrained = if resume.is_some() {
+        None // the checkpoint holds the weights
+    } else {
+        match load_pretrained(&experiment, &corpus) {
+            Ok(w) => w,
+            Err(code) => return Ok(code),
+        }
+    };
+    // Cut the log back to the checkpoint: what came after is replayed.
+    let events = dir.join("events.jsonl");
+    let keep = resume.as_ref().map_or(0, |r| r.file.events_len);
+    let len = std::fs::metadata(&events).map(|m| m.len()).unwrap_or(0);
+    if len < keep {
+        return bad(format!(
+            "{}: {len} bytes, shorter than the {keep} the checkpoint was taken at; the record is damaged",
+            events.display()
+        ));
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&events)
+        .and_then(|f| f.set_len(keep))
+        .wrap_err_with(|| format!("cannot cut {} back to the checkpoint", events.display()))?;
+    let history = crate::store::read_events(&events).wrap_err("cannot read events.jsonl")?;
+    let run_dir = RunDir { path: dir.clone() };
+    let position = resume
+        .as_ref()
+        .map_or("the start".into(), |r| r.state.position.describe());
+    manifest.resumes.push(ResumeRecord {
+        at: crate::store::manifest::now(),
+        checkpoint: checkpoint_name,
+        position: position.clone(),
+        forced,
+    });
+    run_dir
+        .write_json("manifest.json", &manifest)
+        .wrap_err("cannot write the run directory")?;
+    init_log(&run_dir.file("run.log"), true)?;
+    if args.headless {
+        println!(
+            "run directory: {} (resuming at {position})",
+            run_dir.path.display()
+        );
+    }
+    let context = engine::RunContext {
+        pretrained,
+        weights_dir: Some(run_dir.file("weights")),
+        checkpoints: Some(checkpoints),
+        // Once forced, the edited file is the run's experiment.
+        experiment_sha256: if forced { text_sha } else { started_with },
+        resume,
+    };
+    execute(
+        run_dir,
+        experiment,
+        corpus,
+        context,
+        args.headless,
+        keymap,
+        history,
+    )
+}
+
+fn check_terminal(headless: bool, command: &str) -> std::result::Result<(), i32> {
+    use std::io::IsTerminal;
+    if !headless && !std::io::stdout().is_terminal() {
+        eprintln!(
+            "error: the dashboard needs a terminal and standard output is not one; use `iq-tui {command} --headless`"
+        );
+        return Err(EXIT_BAD_INPUT);
+    }
+    Ok(())
+}
+
+fn keymap_for(headless: bool) -> std::result::Result<Keymap, i32> {
+    if headless {
+        return Ok(Keymap::default());
+    }
+    Keymap::load().map_err(|e| {
+        eprintln!("error: keymap {e}");
+        EXIT_BAD_INPUT
+    })
+}
+
+fn load_corpus(experiment: &Experiment) -> std::result::Result<data::Corpus, i32> {
+    data::load(&experiment.data, experiment.seed).map_err(|e| {
+        eprintln!("error: {e}");
+        data_error_status(&e)
+    })
+}
+
+fn load_pretrained(
+    experiment: &Experiment,
+    corpus: &data::Corpus,
+) -> std::result::Result<Option<crate::store::weights::Weights>, i32> {
+    let Some(dir) = &experiment.pretrained else {
+        return Ok(None);
+    };
+    crate::store::weights::load(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|w| {
+            engine::check_pretrained(&w, engine::dims_for(experiment, corpus), corpus).map(|()| w)
+        })
+        .map(Some)
+        .map_err(|e| {
+            eprintln!("error: pretrained weights {}: {e}", dir.display());
+            EXIT_BAD_INPUT
+        })
+}
+
+/// Runs the engine on its own thread while the dashboard or the headless
+/// printer shows its records; `history` is what the run recorded before (a
+/// resume), shown by the dashboard first.
+fn execute(
+    run_dir: RunDir,
+    experiment: Experiment,
+    corpus: data::Corpus,
+    context: engine::RunContext,
+    headless: bool,
+    keymap: Keymap,
+    history: Vec<Record>,
+) -> Result<i32> {
     let control = Control::new();
     // A signal stops the run cooperatively; the dashboard also leaves the screen.
     let terminate = Arc::new(AtomicBool::new(false));
@@ -259,18 +489,18 @@ fn run(args: RunArgs) -> Result<i32> {
         .wrap_err("cannot write the run directory")?
         .stop_on_error(control.clone());
 
-    let weights_dir = run_dir.file("weights");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Record>();
+    if !headless {
+        for r in history {
+            let _ = tx.send(r);
+        }
+    }
     let engine_control = control.clone();
     let worker = std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || {
             let mut forward = move |r: &Record| {
                 let _ = tx.send(r.clone());
-            };
-            let context = engine::RunContext {
-                pretrained,
-                weights_dir: Some(weights_dir),
             };
             let outcome = engine::run(
                 &experiment,
@@ -281,7 +511,7 @@ fn run(args: RunArgs) -> Result<i32> {
             );
             (outcome, event_log.take_error())
         })?;
-    if args.headless {
+    if headless {
         let mut printer = Printer::new();
         while let Some(record) = rx.blocking_recv() {
             printer.on_record(&record);
@@ -303,9 +533,12 @@ fn run(args: RunArgs) -> Result<i32> {
         .join()
         .map_err(|_| eyre!("the training thread panicked"))?;
     if let Some(e) = log_error {
-        return Err(
-            eyre!(e).wrap_err("the run was stopped because its records could not be written")
+        eprintln!(
+            "error: the run was stopped because its records could not be written: {e}\nwhat was finished is in {}; continue with `iq-tui resume {}` once there is space",
+            run_dir.path.display(),
+            run_dir.path.display()
         );
+        return Ok(1);
     }
     match outcome {
         Outcome::Finished(summary) => {
@@ -316,8 +549,18 @@ fn run(args: RunArgs) -> Result<i32> {
             Ok(0)
         }
         Outcome::Stopped => {
-            println!("records so far are in {}", run_dir.path.display());
+            println!(
+                "stopped; continue with `iq-tui resume {}`",
+                run_dir.path.display()
+            );
             Ok(EXIT_STOPPED)
+        }
+        Outcome::Failed(error) => {
+            eprintln!(
+                "error: {error}\nthe run stopped; what was finished is in {}",
+                run_dir.path.display()
+            );
+            Ok(1)
         }
     }
 }
@@ -350,9 +593,14 @@ fn open(run_dir: PathBuf) -> Result<i32> {
     }
 }
 
-fn init_log(path: &Path) -> Result<()> {
-    let file = std::fs::File::create(path)
-        .wrap_err_with(|| format!("cannot create {}", path.display()))?;
+fn init_log(path: &Path, append: bool) -> Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(append)
+        .write(true)
+        .truncate(!append)
+        .open(path)
+        .wrap_err_with(|| format!("cannot open {}", path.display()))?;
     tracing_subscriber::fmt()
         .with_ansi(false)
         .with_writer(Mutex::new(file))

@@ -137,6 +137,9 @@ impl Printer {
                 self.finish_bar();
                 self.line(format!("{}: {split} perplexity {ppl:.2} ({tokens} tokens)", tag(model)))
             }
+            Event::Continued { position, .. } => {
+                self.line(format!("resumed from a checkpoint: {position}"))
+            }
             Event::Paused => self.line("paused".into()),
             Event::Resumed => self.line("resumed".into()),
             Event::Stopped { reason } => {

@@ -151,6 +151,12 @@ pub enum Event {
         lr: f64,
         seconds: f64,
     },
+    /// A stopped or killed run continues from a checkpoint; the events after
+    /// the checkpoint were cut from the log and are replayed from here.
+    Continued {
+        position: String,
+        total_steps: usize,
+    },
     Paused,
     Resumed,
     Log {

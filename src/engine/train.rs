@@ -2,21 +2,32 @@
 //! walks the training split segment by segment (wrapping, with a fresh state,
 //! at the end of the split), obeys [`Control`] between steps, and reports.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use rand_chacha::ChaCha8Rng;
 
+use super::checkpoint::{Resume, TrainerState};
 use super::{Control, Emitter, Event, Phase};
+use crate::compress::Quantized;
 use crate::data::Segments;
 use crate::experiment::{Experiment, LossScale};
 use crate::model::{LstmLm, LstmState, StepOptions, StepStats};
 
-/// The run was stopped by request.
-#[derive(Debug)]
-pub struct Stopped(pub String);
+/// Why training returned before the phase's last step: a pause or stop was
+/// requested; `step` steps of the phase are done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Halt {
+    Pause { step: usize },
+    Stop { step: usize },
+}
+
+/// Each quantized matrix's latest codes, the warm start of its next quantization.
+pub type Warm = HashMap<usize, Quantized>;
 
 pub struct Trainer<'a> {
     pub model: LstmLm<f32>,
+    pub warm: Warm,
     experiment: &'a Experiment,
     segments: Segments<'a>,
     cursor: usize,
@@ -28,6 +39,9 @@ pub struct Trainer<'a> {
     steady_seconds: f64,
     pub tokens: usize,
     pub seconds: f64,
+    /// Training NLL and targets of the current phase (epoch or retraining).
+    phase_nll: f64,
+    phase_count: usize,
 }
 
 impl<'a> Trainer<'a> {
@@ -41,6 +55,7 @@ impl<'a> Trainer<'a> {
         let state = model.zero_state(t.batch_size);
         Self {
             model,
+            warm: Warm::new(),
             experiment,
             segments: Segments::new(train, t.batch_size, t.bptt),
             cursor: 0,
@@ -51,7 +66,65 @@ impl<'a> Trainer<'a> {
             steady_seconds: 0.0,
             tokens: 0,
             seconds: 0.0,
+            phase_nll: 0.0,
+            phase_count: 0,
         }
+    }
+
+    /// Its place in the data, RNG and counters, for a checkpoint.
+    pub fn save_state(&self) -> TrainerState {
+        TrainerState {
+            cursor: self.cursor,
+            rng: self.rng.clone(),
+            done_steps: self.done_steps,
+            tokens: self.tokens,
+            seconds: self.seconds,
+            phase_nll: self.phase_nll,
+            phase_count: self.phase_count,
+        }
+    }
+
+    /// The carried LSTM state's values (h, c per layer).
+    pub fn lstm_state(&self) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        self.model.state_values(&self.state)
+    }
+
+    /// Continues from a checkpoint (the model is restored separately).
+    pub fn restore(&mut self, resume: &Resume) -> Result<(), String> {
+        let s = &resume.state.trainer;
+        if s.cursor > self.segments.len() {
+            return Err(format!(
+                "its data position {} is past the {} segments of an epoch",
+                s.cursor,
+                self.segments.len()
+            ));
+        }
+        let batch = self.experiment.training.batch_size;
+        if resume.state.batch != batch {
+            return Err("it was written with another batch size".into());
+        }
+        let (h, c) = resume.lstm_state(self.model.dims().hidden)?;
+        self.state = self.model.state_from(batch, &h, &c);
+        self.warm = resume.warm()?;
+        self.cursor = s.cursor;
+        self.rng = s.rng.clone();
+        self.done_steps = s.done_steps;
+        self.tokens = s.tokens;
+        self.seconds = s.seconds;
+        self.phase_nll = s.phase_nll;
+        self.phase_count = s.phase_count;
+        Ok(())
+    }
+
+    /// Starts counting a new phase's training perplexity.
+    pub fn start_phase(&mut self) {
+        self.phase_nll = 0.0;
+        self.phase_count = 0;
+    }
+
+    /// Training perplexity of the current phase so far.
+    pub fn phase_ppl(&self) -> f64 {
+        (self.phase_nll / self.phase_count.max(1) as f64).exp()
     }
 
     /// Segments in one pass over the training split.
@@ -103,40 +176,35 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    /// Runs `steps` steps at `lr`, reporting progress; `after_step` runs after
-    /// each (mask updates, live quantization loss). Returns the phase's
-    /// training perplexity.
+    /// Runs the phase's steps `from..steps` at `lr`, reporting progress;
+    /// `after_step` runs after each (mask updates, live quantization loss)
+    /// with the number of steps done. Returns early, between two steps, when
+    /// a pause or stop is requested.
     #[allow(clippy::too_many_arguments)]
     pub fn run(
         &mut self,
         steps: usize,
+        from: usize,
         lr: f64,
         phase: Phase,
         epoch: usize,
         out: &mut Emitter,
         control: &Control,
-        mut after_step: impl FnMut(&mut LstmLm<f32>, usize, &mut Emitter),
-    ) -> Result<f64, Stopped> {
-        let (mut nll, mut count) = (0.0, 0usize);
+        after_step: &mut impl FnMut(&mut LstmLm<f32>, &mut Warm, usize, &mut Emitter),
+    ) -> Result<(), Halt> {
         let (mut window_nll, mut window_count) = (0.0, 0usize);
         let mut window_start = Instant::now();
         let report_every = (steps / 100).max(1);
-        for step in 0..steps {
-            if control.is_paused() {
-                out.emit(Event::Paused);
-                control.wait_while_paused();
-                if !control.is_stopped() {
-                    out.emit(Event::Resumed);
-                }
-            }
+        for step in from..steps {
             if control.is_stopped() {
-                return Err(Stopped(format!(
-                    "stopped by request during {phase:?} at step {step} of {steps}"
-                )));
+                return Err(Halt::Stop { step });
+            }
+            if control.is_paused() {
+                return Err(Halt::Pause { step });
             }
             let stats = self.step(lr);
-            nll += stats.nll_sum;
-            count += stats.targets;
+            self.phase_nll += stats.nll_sum;
+            self.phase_count += stats.targets;
             window_nll += stats.nll_sum;
             window_count += stats.targets;
             let last = step + 1 == steps;
@@ -157,8 +225,8 @@ impl<'a> Trainer<'a> {
                 (window_nll, window_count) = (0.0, 0);
                 window_start = Instant::now();
             }
-            after_step(&mut self.model, step + 1, out);
+            after_step(&mut self.model, &mut self.warm, step + 1, out);
         }
-        Ok((nll / count.max(1) as f64).exp())
+        Ok(())
     }
 }

@@ -170,7 +170,23 @@ where
         }
     }
 
-    /// A state with given values (row-major batch × hidden per layer), for tests.
+    /// The values of a carried state: (h, c) per layer, row-major batch × hidden.
+    pub fn state_values(&self, state: &LstmState<E>) -> (Vec<Vec<E>>, Vec<Vec<E>>) {
+        let values = |ts: &Vec<Mat<E>>| {
+            ts.iter()
+                .map(|t| {
+                    let (b, h) = *t.shape();
+                    let mut v = vec![E::default(); b * h];
+                    t.copy_into(&mut v);
+                    v
+                })
+                .collect()
+        };
+        (values(&state.h), values(&state.c))
+    }
+
+    /// A state with given values (row-major batch × hidden per layer): tests,
+    /// and resuming from a checkpoint.
     pub fn state_from(&self, batch: usize, h: &[Vec<E>], c: &[Vec<E>]) -> LstmState<E> {
         let t = |v: &Vec<E>| {
             self.dev

@@ -9,6 +9,8 @@
 //! <run>/snapshots/       exports from the dashboard
 //! ```
 
+pub mod checkpoint;
+pub mod manifest;
 pub mod npy;
 pub mod weights;
 

@@ -232,6 +232,15 @@ impl RunView {
                     "epoch {epoch}: train ppl {train_ppl:.2}, valid ppl {valid_ppl:.2}"
                 ));
             }
+            Event::Continued {
+                position,
+                total_steps,
+            } => {
+                self.log
+                    .push(format!("resumed from a checkpoint: {position}"));
+                self.total_steps = *total_steps;
+                self.status = Some(RunStatus::Running);
+            }
             Event::Paused => self.status = Some(RunStatus::Paused),
             Event::Resumed => self.status = Some(RunStatus::Running),
             Event::Log { message, .. } => self.log.push(message.clone()),
