@@ -53,6 +53,16 @@ enum Command {
     Open { run_dir: PathBuf },
     /// Continue a stopped or killed run from its newest intact checkpoint.
     Resume(ResumeArgs),
+    /// Write a result snapshot: every series as CSV and JSON, charts (SVG,
+    /// PNG) and a Markdown report; with several runs, also a comparison.
+    Export {
+        #[arg(required = true)]
+        run_dirs: Vec<PathBuf>,
+        /// Destination (default: RUN_DIR/snapshots/<time>, or
+        /// ./comparison-<time> for several runs).
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
     /// Quantize your own 2-D float32 matrix (.npy, row-major) row by row and
     /// print the relative squared error.
     Quantize(QuantizeArgs),
@@ -150,6 +160,22 @@ pub fn main() -> Result<i32> {
         Some(Command::Quantize(args)) => quantize(args),
         Some(Command::Open { run_dir }) => open(run_dir),
         Some(Command::Resume(args)) => resume(args),
+        Some(Command::Export { run_dirs, to }) => {
+            match crate::report::export(&run_dirs, to.as_deref()) {
+                Ok(done) => {
+                    println!("wrote {}", done.report.display());
+                    Ok(0)
+                }
+                Err(e @ crate::report::ReportError::Read { .. }) => {
+                    eprintln!("error: {e}");
+                    Ok(EXIT_BAD_INPUT)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(1)
+                }
+            }
+        }
         None => match cli.experiment {
             Some(file) => run(RunArgs {
                 file,

@@ -12,5 +12,6 @@ pub mod experiment;
 pub mod headless;
 pub mod model;
 pub mod quantize_file;
+pub mod report;
 pub mod store;
 pub mod ui;

@@ -1,5 +1,6 @@
 //! The dashboard in a real terminal (tmux): it comes alive, pauses, resumes,
-//! exports, quits, and gives the terminal back; SIGTERM mid-run too.
+//! exports, quits, and gives the terminal back; SIGTERM mid-run too; a run
+//! quit half-way continues in the dashboard with `iq-tui resume`.
 
 use std::path::Path;
 use std::process::Command;
@@ -141,10 +142,12 @@ fn demo_dashboard_pause_resume_export_quit() {
     assert_eq!(snapshots.len(), 1);
     let snap = snapshots[0].as_ref().unwrap().path();
     for f in [
-        "snapshot.json",
-        "perplexity.csv",
-        "quant_loss.csv",
-        "matrices.csv",
+        "report.md",
+        "data/perplexity.csv",
+        "data/quant_loss.csv",
+        "data/matrices.csv",
+        "data/train_progress.json",
+        "charts/pretraining.svg",
     ] {
         assert!(snap.join(f).is_file(), "no {f}");
     }
@@ -185,4 +188,38 @@ fn sigterm_restores_the_terminal_and_keeps_records() {
     let events = iq_tui::store::read_events(&out.join("events.jsonl")).unwrap();
     let last = serde_json::to_value(&events.last().unwrap().event).unwrap();
     assert_eq!(last["type"], "stopped", "{last}");
+}
+
+#[test]
+fn a_run_quit_half_way_resumes_in_the_dashboard() {
+    if !have_tmux() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let s = Session::start("iq-tui-test-resume", &command(&out, ""));
+    s.wait_for("RUNNING", 60);
+    s.wait_for("step", 60);
+    s.keys("q");
+    s.wait_for("Quit and stop it?", 10);
+    s.keys("y");
+    s.wait_exit_on_normal_screen();
+    assert!(s.screen().contains("iq-tui resume"), "{}", s.screen());
+    drop(s);
+    let resume = format!(
+        "cd {} && exec {} resume {}",
+        env!("CARGO_MANIFEST_DIR"),
+        env!("CARGO_BIN_EXE_iq-tui"),
+        out.display()
+    );
+    let s = Session::start("iq-tui-test-resumed", &resume);
+    s.wait_for("RUNNING", 60);
+    assert!(s.alternate_screen());
+    // The history before the stop is on screen at once: the epoch's rows.
+    s.keys("BTab"); // the log view
+    s.wait_for("resumed from a checkpoint", 30);
+    s.wait_for("FINISHED", 240);
+    s.keys("q");
+    s.wait_exit_on_normal_screen();
+    assert!(out.join("summary.json").is_file());
 }

@@ -13,7 +13,6 @@ use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use futures_util::StreamExt;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::export::export;
 use super::keymap::Keymap;
 use super::state::{RunStatus, State};
 use super::update::{update, Command};
@@ -160,10 +159,13 @@ fn handle(
             }
         }
         Some(Command::Export) => {
-            state.notice = Some(match export(run_dir, &state.run) {
-                Ok(dir) => format!("exported to {}", dir.display()),
-                Err(e) => format!("export failed: {e}"),
-            });
+            // From the records on disk, as `iq-tui export` does.
+            state.notice = Some(
+                match crate::report::export(&[run_dir.to_path_buf()], None) {
+                    Ok(done) => format!("exported to {}", done.dir.display()),
+                    Err(e) => format!("export failed: {e}"),
+                },
+            );
         }
         Some(Command::Exit) => {
             if let Some(c) = control {

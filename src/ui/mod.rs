@@ -2,7 +2,6 @@
 //! (`update.rs`), a pure view (`view.rs`), and the terminal loop (`app.rs`).
 
 mod app;
-pub mod export;
 pub mod keymap;
 pub mod state;
 pub mod update;

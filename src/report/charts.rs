@@ -1,0 +1,402 @@
+//! Charts for reports, drawn with plotters as SVG and PNG from the same code.
+//! Text uses a bundled DejaVu Sans, so PNGs look the same on any machine.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::colors::colormaps::ViridisRGB;
+
+use super::series::HistogramSet;
+
+const FONT: &str = "sans-serif";
+const SIZE: (u32, u32) = (900, 560);
+
+fn ensure_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+        plotters::style::register_font(FONT, FontStyle::Normal, bytes)
+            .unwrap_or_else(|_| panic!("the bundled font parses"));
+    });
+}
+
+/// Distinct colours for overlaid lines (Tableau 10).
+pub const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub color: RGBColor,
+    pub markers: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct LineChart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// Plot log10(y), labelled with the real values.
+    pub log_y: bool,
+    pub lines: Vec<Line>,
+    /// Horizontal reference lines: (label, y, colour).
+    pub references: Vec<(String, f64, RGBColor)>,
+}
+
+type DrawResult = Result<(), String>;
+
+fn err<E: std::fmt::Debug>(e: E) -> String {
+    format!("{e:?}")
+}
+
+/// What a chart draws; written once as SVG and once as PNG (`<stem>.svg`,
+/// `<stem>.png`) by the same generic drawing function.
+struct Both<F>(F);
+
+impl<F> Both<F> {
+    fn save(
+        self,
+        stem: &Path,
+        size: (u32, u32),
+        svg: impl Fn(&F, &DrawingArea<SVGBackend, Shift>) -> DrawResult,
+        png: impl Fn(&F, &DrawingArea<BitMapBackend, Shift>) -> DrawResult,
+    ) -> Result<Vec<PathBuf>, String> {
+        ensure_font();
+        let svg_path = stem.with_extension("svg");
+        let png_path = stem.with_extension("png");
+        {
+            let root = SVGBackend::new(&svg_path, size).into_drawing_area();
+            root.fill(&WHITE).map_err(err)?;
+            svg(&self.0, &root)?;
+            root.present().map_err(err)?;
+        }
+        {
+            let root = BitMapBackend::new(&png_path, size).into_drawing_area();
+            root.fill(&WHITE).map_err(err)?;
+            png(&self.0, &root)?;
+            root.present().map_err(err)?;
+        }
+        Ok(vec![svg_path, png_path])
+    }
+}
+
+fn bounds(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    values
+        .filter(|v| v.is_finite())
+        .fold(None, |acc, v| match acc {
+            None => Some((v, v)),
+            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+        })
+}
+
+fn padded(lo: f64, hi: f64, fraction: f64) -> (f64, f64) {
+    let span = (hi - lo).abs().max(1e-9);
+    (lo - span * fraction, hi + span * fraction)
+}
+
+pub fn line_chart(stem: &Path, chart: &LineChart) -> Result<Vec<PathBuf>, String> {
+    Both(chart).save(stem, SIZE, |c, a| draw_lines(a, c), |c, a| draw_lines(a, c))
+}
+
+fn draw_lines<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &LineChart) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let ty = |y: f64| if chart.log_y { y.max(1e-12).log10() } else { y };
+    let xs = chart
+        .lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.0));
+    let ys = chart
+        .lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| ty(p.1)))
+        .chain(chart.references.iter().map(|r| ty(r.1)));
+    let (Some((x0, x1)), Some((y0, y1))) = (bounds(xs), bounds(ys)) else {
+        return Ok(());
+    };
+    let (x0, x1) = if x1 - x0 < 1e-9 {
+        (x0 - 0.5, x1 + 0.5)
+    } else {
+        (x0, x1)
+    };
+    let (x0, x1) = padded(x0, x1, 0.03);
+    let (y0, y1) = padded(y0, y1, 0.08);
+    let mut c = ChartBuilder::on(area)
+        .caption(&chart.title, (FONT, 24))
+        .margin(14)
+        .x_label_area_size(46)
+        .y_label_area_size(76)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(err)?;
+    let log = chart.log_y;
+    c.configure_mesh()
+        .x_desc(&chart.x_label)
+        .y_desc(&chart.y_label)
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .y_label_formatter(&|v| {
+            if log {
+                let v = 10f64.powf(*v);
+                if (1.0..1e5).contains(&v) {
+                    format!("{v:.1}")
+                } else {
+                    format!("{v:.1e}")
+                }
+            } else {
+                format!("{v:.3}")
+            }
+        })
+        .x_label_formatter(&|v| format!("{v:.1}"))
+        .draw()
+        .map_err(err)?;
+    for line in &chart.lines {
+        let color = line.color;
+        let points: Vec<(f64, f64)> = line.points.iter().map(|&(x, y)| (x, ty(y))).collect();
+        c.draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .map_err(err)?
+            .label(&line.label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        if line.markers {
+            c.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(err)?;
+        }
+    }
+    for (label, y, color) in &chart.references {
+        let color = *color;
+        let y = ty(*y);
+        c.draw_series(DashedLineSeries::new(
+            vec![(x0, y), (x1, y)],
+            8,
+            5,
+            color.stroke_width(2),
+        ))
+        .map_err(err)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 15))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+/// One panel per matrix: the weight distribution before the first
+/// quantization and after the last retraining, with the final levels.
+pub fn histograms(
+    stem: &Path,
+    title: &str,
+    pairs: &[(String, Option<HistogramSet>, Option<HistogramSet>)],
+) -> Result<Vec<PathBuf>, String> {
+    let cols = 2usize.min(pairs.len().max(1));
+    let rows = pairs.len().div_ceil(cols).max(1);
+    let size = (SIZE.0, 60 + rows as u32 * 300);
+    Both((title, pairs)).save(
+        stem,
+        size,
+        |(t, p), a| draw_histograms(a, t, p, rows, cols),
+        |(t, p), a| draw_histograms(a, t, p, rows, cols),
+    )
+}
+
+fn draw_histograms<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    pairs: &[(String, Option<HistogramSet>, Option<HistogramSet>)],
+    rows: usize,
+    cols: usize,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let area = area.titled(title, (FONT, 24)).map_err(err)?;
+    let panels = area.split_evenly((rows, cols));
+    let before_color = PALETTE[0];
+    let after_color = PALETTE[1];
+    let level_color = PALETTE[3];
+    for ((name, before, after), panel) in pairs.iter().zip(panels.iter()) {
+        let sets: Vec<&HistogramSet> = [before.as_ref(), after.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        let Some(range) = bounds(sets.iter().flat_map(|h| [h.lo as f64, h.hi as f64])) else {
+            continue;
+        };
+        let fraction = |h: &HistogramSet| {
+            let total = h.counts.iter().sum::<u64>().max(1) as f64;
+            let width = (h.hi - h.lo) as f64 / h.counts.len().max(1) as f64;
+            let mut pts = Vec::new();
+            for (i, &c) in h.counts.iter().enumerate() {
+                let x = h.lo as f64 + width * i as f64;
+                let y = c as f64 / total;
+                pts.push((x, y));
+                pts.push((x + width, y));
+            }
+            pts
+        };
+        let y_max = sets
+            .iter()
+            .flat_map(|h| fraction(h).into_iter().map(|p| p.1))
+            .fold(0.0, f64::max)
+            .max(1e-6)
+            * 1.1;
+        let mut c = ChartBuilder::on(panel)
+            .caption(name, (FONT, 17))
+            .margin(8)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(range.0..range.1, 0.0..y_max)
+            .map_err(err)?;
+        c.configure_mesh()
+            .x_desc("weight value")
+            .y_desc("fraction of weights")
+            .label_style((FONT, 12))
+            .axis_desc_style((FONT, 13))
+            .x_labels(6)
+            .y_labels(5)
+            .x_label_formatter(&|v| format!("{v:.2}"))
+            .y_label_formatter(&|v| format!("{v:.3}"))
+            .draw()
+            .map_err(err)?;
+        if let Some(h) = before {
+            c.draw_series(LineSeries::new(fraction(h), before_color.stroke_width(2)))
+                .map_err(err)?
+                .label("before quantization")
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], before_color.stroke_width(2))
+                });
+        }
+        if let Some(h) = after {
+            c.draw_series(LineSeries::new(fraction(h), after_color.stroke_width(2)))
+                .map_err(err)?
+                .label("after retraining")
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], after_color.stroke_width(2))
+                });
+            let mut first = true;
+            for &l in &h.levels {
+                let s = c
+                    .draw_series(DashedLineSeries::new(
+                        vec![(l as f64, 0.0), (l as f64, y_max)],
+                        5,
+                        4,
+                        level_color.stroke_width(1),
+                    ))
+                    .map_err(err)?;
+                if first {
+                    s.label("quantization levels").legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 16, y)], level_color.stroke_width(1))
+                    });
+                    first = false;
+                }
+            }
+        }
+        c.configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((FONT, 11))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// A density grid: (matrix, overall sparsity, tiles rows × cols, values).
+pub type Grid = (String, f64, (usize, usize), Vec<f32>);
+
+/// One heatmap per matrix: the fraction of weights kept per tile.
+pub fn heatmaps(stem: &Path, title: &str, grids: &[Grid]) -> Result<Vec<PathBuf>, String> {
+    let cols = 2usize.min(grids.len().max(1));
+    let rows = grids.len().div_ceil(cols).max(1);
+    let size = (SIZE.0 + 90, 60 + rows as u32 * 260);
+    Both((title, grids)).save(
+        stem,
+        size,
+        |(t, g), a| draw_heatmaps(a, t, g, rows, cols),
+        |(t, g), a| draw_heatmaps(a, t, g, rows, cols),
+    )
+}
+
+fn draw_heatmaps<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    grids: &[Grid],
+    rows: usize,
+    cols: usize,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let area = area.titled(title, (FONT, 24)).map_err(err)?;
+    let (main, bar) = area.split_horizontally(area.dim_in_pixel().0 as i32 - 90);
+    for ((name, sparsity, (gr, gc), values), panel) in
+        grids.iter().zip(main.split_evenly((rows, cols)).iter())
+    {
+        let mut c = ChartBuilder::on(panel)
+            .caption(
+                format!("{name}: {:.1} % zeros", sparsity * 100.0),
+                (FONT, 16),
+            )
+            .margin(8)
+            .x_label_area_size(34)
+            .y_label_area_size(44)
+            .build_cartesian_2d(0..*gc, 0..*gr)
+            .map_err(err)?;
+        c.configure_mesh()
+            .disable_mesh()
+            .x_desc("input tile")
+            .y_desc("output tile")
+            .label_style((FONT, 11))
+            .axis_desc_style((FONT, 12))
+            .draw()
+            .map_err(err)?;
+        c.draw_series(values.iter().enumerate().map(|(i, &d)| {
+            let (r, col) = (i / gc, i % gc);
+            let color = ViridisRGB::get_color(d.clamp(0.0, 1.0));
+            Rectangle::new([(col, gr - r - 1), (col + 1, gr - r)], color.filled())
+        }))
+        .map_err(err)?;
+    }
+    // Colour scale: fraction of weights kept in a tile.
+    let mut c = ChartBuilder::on(&bar)
+        .margin_top(40)
+        .margin_bottom(40)
+        .y_label_area_size(40)
+        .build_cartesian_2d(0..1, 0.0..1.0)
+        .map_err(err)?;
+    c.configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_desc("fraction kept")
+        .label_style((FONT, 11))
+        .axis_desc_style((FONT, 12))
+        .draw()
+        .map_err(err)?;
+    c.draw_series((0..50).map(|i| {
+        let v = i as f64 / 50.0;
+        Rectangle::new(
+            [(0, v), (1, v + 0.02)],
+            ViridisRGB::get_color(v as f32).filled(),
+        )
+    }))
+    .map_err(err)?;
+    Ok(())
+}

@@ -1,0 +1,589 @@
+//! Result snapshots worth publishing: every series and histogram as CSV and
+//! JSON, the tables, charts (SVG and PNG) and a Markdown report for one run;
+//! for several runs, also a comparison table and overlaid curves.
+//!
+//! Everything is computed from the run directory (events.jsonl and the files
+//! beside it), folded by the same code as the dashboard, so the numbers on
+//! screen and in the report agree. Used by `iq-tui export` and the
+//! dashboard's export key.
+
+pub mod charts;
+mod markdown;
+pub mod series;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::engine::{Record, Summary};
+use crate::store::manifest::RunManifest;
+use crate::ui::state::RunView;
+use charts::{Line, LineChart, PALETTE};
+use series::{HistogramSet, Series};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot draw the chart: {message}")]
+    Chart { path: PathBuf, message: String },
+}
+
+/// Everything a run directory says.
+#[derive(Debug, Clone)]
+pub struct RunRecords {
+    pub dir: PathBuf,
+    pub experiment: String,
+    pub manifest: Option<RunManifest>,
+    pub summary: Option<Summary>,
+    pub records: Vec<Record>,
+    pub view: RunView,
+    pub series: Series,
+}
+
+impl RunRecords {
+    pub fn name(&self) -> String {
+        if self.view.name.is_empty() {
+            self.dir
+                .file_name()
+                .map_or("run".into(), |n| n.to_string_lossy().into_owned())
+        } else {
+            self.view.name.clone()
+        }
+    }
+
+    /// A label that tells runs apart in comparisons (the directory name).
+    pub fn label(&self) -> String {
+        self.dir
+            .file_name()
+            .map_or_else(|| self.name(), |n| n.to_string_lossy().into_owned())
+    }
+}
+
+pub fn load(dir: &Path) -> Result<RunRecords, ReportError> {
+    let events = dir.join("events.jsonl");
+    let records = crate::store::read_events(&events).map_err(|e| ReportError::Read {
+        path: events.clone(),
+        message: format!("{} (a run directory holds events.jsonl)", e.source),
+    })?;
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+    let summary = match read("summary.json") {
+        None => None,
+        Some(text) => Some(serde_json::from_str(&text).map_err(|e| ReportError::Read {
+            path: dir.join("summary.json"),
+            message: e.to_string(),
+        })?),
+    };
+    let manifest = read("manifest.json").and_then(|t| serde_json::from_str(&t).ok());
+    let mut view = RunView::default();
+    for r in &records {
+        view.apply(r);
+    }
+    let series = Series::from_records(&records);
+    Ok(RunRecords {
+        dir: dir.to_path_buf(),
+        experiment: read("experiment.ron").unwrap_or_default(),
+        manifest,
+        summary,
+        records,
+        view,
+        series,
+    })
+}
+
+fn write(path: &Path, bytes: impl AsRef<[u8]>) -> Result<(), ReportError> {
+    std::fs::write(path, bytes).map_err(|source| ReportError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn mkdir(path: &Path) -> Result<(), ReportError> {
+    std::fs::create_dir_all(path).map_err(|source| ReportError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes rows as `<stem>.csv` and `<stem>.json`.
+fn table<T: Serialize>(dir: &Path, stem: &str, rows: &[T]) -> Result<(), ReportError> {
+    let csv_path = dir.join(format!("{stem}.csv"));
+    let io = |e: csv::Error| ReportError::Write {
+        path: csv_path.clone(),
+        source: std::io::Error::other(e),
+    };
+    let mut w = csv::Writer::from_path(&csv_path).map_err(io)?;
+    for r in rows {
+        w.serialize(r).map_err(io)?;
+    }
+    w.flush().map_err(|source| ReportError::Write {
+        path: csv_path.clone(),
+        source,
+    })?;
+    write(
+        &dir.join(format!("{stem}.json")),
+        serde_json::to_string_pretty(rows).expect("serialisable"),
+    )
+}
+
+fn chart(result: Result<Vec<PathBuf>, String>, stem: &Path) -> Result<(), ReportError> {
+    result.map(|_| ()).map_err(|message| ReportError::Chart {
+        path: stem.to_path_buf(),
+        message,
+    })
+}
+
+/// A perplexity-table row for CSV.
+#[derive(Debug, Clone, Serialize)]
+pub struct PerplexityRow {
+    pub model: String,
+    pub bits: Option<usize>,
+    pub valid_ppl: Option<f64>,
+    pub test_ppl: Option<f64>,
+    /// Test perplexity relative to full precision, in per cent.
+    pub test_vs_fp_pct: Option<f64>,
+    pub quant_loss: Option<f64>,
+    pub sparsity: Option<f64>,
+    pub packed_bytes: Option<u64>,
+    pub fp32_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MatrixRow {
+    pub matrix: String,
+    pub rows: usize,
+    pub cols: usize,
+    pub bits: Option<usize>,
+    pub method: Option<String>,
+    pub sparsity: f64,
+    pub quant_loss: f64,
+    pub packed_bytes: u64,
+    pub fp32_bytes: u64,
+}
+
+pub fn perplexity_rows(run: &RunRecords) -> Vec<PerplexityRow> {
+    let fp_test = run
+        .view
+        .table
+        .iter()
+        .find(|r| r.label == "full precision")
+        .and_then(|r| r.test);
+    run.view
+        .table
+        .iter()
+        .map(|r| PerplexityRow {
+            model: r.label.clone(),
+            bits: r.bits,
+            valid_ppl: r.valid,
+            test_ppl: r.test,
+            test_vs_fp_pct: match (r.test, fp_test) {
+                (Some(t), Some(f)) => Some((t / f - 1.0) * 100.0),
+                _ => None,
+            },
+            quant_loss: r.quant_loss,
+            sparsity: r.sparsity,
+            packed_bytes: r.packed_bytes,
+            fp32_bytes: r.fp32_bytes,
+        })
+        .collect()
+}
+
+pub fn matrix_rows(run: &RunRecords) -> Vec<MatrixRow> {
+    run.view
+        .matrices
+        .iter()
+        .map(|m| MatrixRow {
+            matrix: m.name.clone(),
+            rows: m.rows,
+            cols: m.cols,
+            bits: m.bits,
+            method: m.method.clone(),
+            sparsity: m.sparsity,
+            quant_loss: m.quant_loss,
+            packed_bytes: m.packed_bytes,
+            fp32_bytes: m.fp32_bytes,
+        })
+        .collect()
+}
+
+/// Before (first quantized model) and after (last) histograms per matrix.
+fn histogram_pairs(s: &Series) -> Vec<(String, Option<HistogramSet>, Option<HistogramSet>)> {
+    let quantized = |h: &&HistogramSet| h.model.starts_with("iteration") || h.model == "final";
+    let mut names: Vec<String> = Vec::new();
+    for h in s.histograms.iter().filter(quantized) {
+        if !names.contains(&h.matrix) {
+            names.push(h.matrix.clone());
+        }
+    }
+    names
+        .into_iter()
+        .map(|n| {
+            let mine: Vec<&HistogramSet> = s
+                .histograms
+                .iter()
+                .filter(quantized)
+                .filter(|h| h.matrix == n)
+                .collect();
+            let before = mine.first().map(|h| (*h).clone());
+            let after = if mine.len() > 1 {
+                mine.last().map(|h| (*h).clone())
+            } else {
+                None
+            };
+            (n, before, after)
+        })
+        .collect()
+}
+
+/// Density grids of the newest report per matrix that has them.
+fn grids(run: &RunRecords) -> Vec<charts::Grid> {
+    run.view
+        .matrices
+        .iter()
+        .filter(|m| m.density.len() == m.grid.0 * m.grid.1 && !m.density.is_empty())
+        .map(|m| (m.name.clone(), m.sparsity, m.grid, m.density.clone()))
+        .collect()
+}
+
+/// What one export wrote.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    pub dir: PathBuf,
+    pub report: PathBuf,
+}
+
+/// Exports one run into `to`.
+pub fn export_run(run: &RunRecords, to: &Path) -> Result<Exported, ReportError> {
+    let data = to.join("data");
+    let charts_dir = to.join("charts");
+    mkdir(&data)?;
+    mkdir(&charts_dir)?;
+    let s = &run.series;
+    table(&data, "epochs", &s.epochs)?;
+    table(&data, "train_progress", &s.train_progress)?;
+    table(&data, "evaluations", &s.evaluations)?;
+    table(&data, "quant_loss", &s.quant_loss)?;
+    table(&data, "quant_loss_live", &s.live_loss)?;
+    table(&data, "histograms", &s.histogram_rows())?;
+    table(&data, "density", &s.density)?;
+    table(&data, "perplexity", &perplexity_rows(run))?;
+    table(&data, "matrices", &matrix_rows(run))?;
+    write(
+        &data.join("histograms_with_levels.json"),
+        serde_json::to_string_pretty(&s.histograms).expect("serialisable"),
+    )?;
+    write(&to.join("experiment.ron"), &run.experiment)?;
+    if let Some(summary) = &run.summary {
+        write(
+            &to.join("summary.json"),
+            serde_json::to_string_pretty(summary).expect("serialisable"),
+        )?;
+    }
+    if let Some(m) = &run.manifest {
+        write(
+            &to.join("manifest.json"),
+            serde_json::to_string_pretty(m).expect("serialisable"),
+        )?;
+    }
+
+    let mut drawn = Vec::new();
+    let name = run.name();
+    if !s.epochs.is_empty() {
+        let stem = charts_dir.join("pretraining");
+        let pts = |f: fn(&series::EpochRow) -> f64| {
+            s.epochs.iter().map(|e| (e.epoch as f64, f(e))).collect()
+        };
+        chart(
+            charts::line_chart(
+                &stem,
+                &LineChart {
+                    title: format!("{name}: pre-training"),
+                    x_label: "epoch".into(),
+                    y_label: "perplexity (log scale)".into(),
+                    log_y: true,
+                    lines: vec![
+                        Line {
+                            label: "training".into(),
+                            points: pts(|e| e.train_ppl),
+                            color: PALETTE[0],
+                            markers: true,
+                        },
+                        Line {
+                            label: "validation".into(),
+                            points: pts(|e| e.valid_ppl),
+                            color: PALETTE[1],
+                            markers: true,
+                        },
+                    ],
+                    references: vec![],
+                },
+            ),
+            &stem,
+        )?;
+        drawn.push("pretraining");
+    }
+    let per_iteration = s.loss_per_iteration();
+    if !per_iteration.is_empty() {
+        let stem = charts_dir.join("quant_loss");
+        let mut references = Vec::new();
+        for (i, m) in ["1-shot greedy", "1-shot alternating"].iter().enumerate() {
+            if let Some(r) = s
+                .quant_loss
+                .iter()
+                .find(|r| r.model == *m && r.matrix == "total")
+            {
+                references.push((format!("{m} (no retraining)"), r.quant_loss, PALETTE[4 + i]));
+            }
+        }
+        chart(
+            charts::line_chart(
+                &stem,
+                &LineChart {
+                    title: format!("{name}: quantization loss ‖W − Q(W)‖² / ‖W‖²"),
+                    x_label: format!(
+                        "iteration (the final model is {})",
+                        per_iteration.last().map_or(0.0, |p| p.0)
+                    ),
+                    y_label: "relative quantization loss (log scale)".into(),
+                    log_y: true,
+                    lines: vec![
+                        Line {
+                            label: "when quantized".into(),
+                            points: per_iteration.clone(),
+                            color: PALETTE[0],
+                            markers: true,
+                        },
+                        Line {
+                            label: "during retraining".into(),
+                            points: s.live_curve(),
+                            color: PALETTE[2],
+                            markers: false,
+                        },
+                    ],
+                    references,
+                },
+            ),
+            &stem,
+        )?;
+        drawn.push("quant_loss");
+    }
+    let valid = s.valid_per_iteration();
+    if !valid.is_empty() {
+        let stem = charts_dir.join("perplexity");
+        let mut references = Vec::new();
+        if let Some(fp) = s.eval("full precision", "valid") {
+            references.push(("full precision".to_string(), fp, PALETTE[7]));
+        }
+        if let Some(p) = s.eval("pruned", "valid") {
+            references.push(("pruned (full precision)".to_string(), p, PALETTE[5]));
+        }
+        let mut lines = vec![Line {
+            label: "iterative: quantized model".into(),
+            points: valid.clone(),
+            color: PALETTE[0],
+            markers: true,
+        }];
+        if let (Some(f), Some(last)) = (s.eval("final", "valid"), valid.last()) {
+            lines.push(Line {
+                label: "final quantized model".into(),
+                points: vec![(last.0 + 1.0, f)],
+                color: PALETTE[3],
+                markers: true,
+            });
+        }
+        chart(
+            charts::line_chart(
+                &stem,
+                &LineChart {
+                    title: format!("{name}: validation perplexity per iteration"),
+                    x_label: "iteration".into(),
+                    y_label: "validation perplexity (log scale)".into(),
+                    log_y: true,
+                    lines,
+                    references,
+                },
+            ),
+            &stem,
+        )?;
+        drawn.push("perplexity");
+    }
+    let pairs = histogram_pairs(s);
+    if !pairs.is_empty() {
+        let stem = charts_dir.join("histograms");
+        chart(
+            charts::histograms(&stem, &format!("{name}: weight distributions"), &pairs),
+            &stem,
+        )?;
+        drawn.push("histograms");
+    }
+    let g = grids(run);
+    if !g.is_empty() {
+        let stem = charts_dir.join("sparsity");
+        chart(
+            charts::heatmaps(
+                &stem,
+                &format!("{name}: where the non-zero weights are"),
+                &g,
+            ),
+            &stem,
+        )?;
+        drawn.push("sparsity");
+    }
+    let report = to.join("report.md");
+    write(&report, markdown::run_report(run, &drawn))?;
+    Ok(Exported {
+        dir: to.to_path_buf(),
+        report,
+    })
+}
+
+/// One line of the comparison table.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComparisonRow {
+    pub run: String,
+    pub status: String,
+    pub bits: Option<usize>,
+    pub method: Option<String>,
+    pub fp_test_ppl: Option<f64>,
+    pub best_one_shot_test_ppl: Option<f64>,
+    pub final_test_ppl: Option<f64>,
+    pub final_vs_fp_pct: Option<f64>,
+    pub final_quant_loss: Option<f64>,
+    pub sparsity: Option<f64>,
+    pub packed_bytes: Option<u64>,
+    pub fp32_bytes: Option<u64>,
+    pub compression: Option<f64>,
+}
+
+pub fn comparison_rows(runs: &[RunRecords]) -> Vec<ComparisonRow> {
+    runs.iter()
+        .map(|r| {
+            let s = r.summary.as_ref();
+            let f = s.and_then(|s| s.final_model.as_ref());
+            let fp = s.map(|s| s.fp.test_ppl);
+            ComparisonRow {
+                run: r.label(),
+                status: format!("{:?}", r.view.status()),
+                bits: f.and_then(|f| f.bits),
+                method: f.map(|f| f.method.clone()),
+                fp_test_ppl: fp,
+                best_one_shot_test_ppl: s
+                    .and_then(|s| s.one_shot.iter().map(|o| o.test_ppl).min_by(f64::total_cmp)),
+                final_test_ppl: f.map(|f| f.test_ppl),
+                final_vs_fp_pct: match (f, fp) {
+                    (Some(f), Some(fp)) => Some((f.test_ppl / fp - 1.0) * 100.0),
+                    _ => None,
+                },
+                final_quant_loss: f.map(|f| f.quant_loss),
+                sparsity: f.map(|f| f.sparsity),
+                packed_bytes: f.map(|f| f.packed_bytes),
+                fp32_bytes: f.map(|f| f.fp32_bytes),
+                compression: f.map(|f| f.fp32_bytes as f64 / f.packed_bytes.max(1) as f64),
+            }
+        })
+        .collect()
+}
+
+/// Exports each run into `to/<run>/` and a comparison into `to`.
+pub fn export_comparison(runs: &[RunRecords], to: &Path) -> Result<Exported, ReportError> {
+    mkdir(to)?;
+    let mut subdirs = Vec::new();
+    for r in runs {
+        let mut sub = to.join(r.label());
+        let mut n = 1;
+        while subdirs.contains(&sub) {
+            n += 1;
+            sub = to.join(format!("{}-{n}", r.label()));
+        }
+        export_run(r, &sub)?;
+        subdirs.push(sub);
+    }
+    table(to, "comparison", &comparison_rows(runs))?;
+    let charts_dir = to.join("charts");
+    mkdir(&charts_dir)?;
+    let lines = |f: &dyn Fn(&Series) -> Vec<(f64, f64)>| -> Vec<Line> {
+        runs.iter()
+            .enumerate()
+            .map(|(i, r)| Line {
+                label: r.label(),
+                points: f(&r.series),
+                color: PALETTE[i % PALETTE.len()],
+                markers: true,
+            })
+            .filter(|l| !l.points.is_empty())
+            .collect()
+    };
+    let mut drawn = Vec::new();
+    let loss = lines(&|s| s.loss_per_iteration());
+    if !loss.is_empty() {
+        let stem = charts_dir.join("compare_quant_loss");
+        chart(
+            charts::line_chart(
+                &stem,
+                &LineChart {
+                    title: "quantization loss per iteration".into(),
+                    x_label: "iteration (last point: final model)".into(),
+                    y_label: "relative quantization loss (log scale)".into(),
+                    log_y: true,
+                    lines: loss,
+                    references: vec![],
+                },
+            ),
+            &stem,
+        )?;
+        drawn.push("compare_quant_loss");
+    }
+    let valid = lines(&|s| s.valid_per_iteration());
+    if !valid.is_empty() {
+        let stem = charts_dir.join("compare_perplexity");
+        chart(
+            charts::line_chart(
+                &stem,
+                &LineChart {
+                    title: "validation perplexity per iteration".into(),
+                    x_label: "iteration".into(),
+                    y_label: "validation perplexity (log scale)".into(),
+                    log_y: true,
+                    lines: valid,
+                    references: vec![],
+                },
+            ),
+            &stem,
+        )?;
+        drawn.push("compare_perplexity");
+    }
+    let report = to.join("comparison.md");
+    write(&report, markdown::comparison(runs, &subdirs, &drawn, to))?;
+    Ok(Exported {
+        dir: to.to_path_buf(),
+        report,
+    })
+}
+
+/// Default destination: `<run>/snapshots/<UTC time>` for one run,
+/// `./comparison-<UTC time>` for several.
+pub fn default_destination(runs: &[PathBuf]) -> PathBuf {
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S%.3f").to_string();
+    match runs {
+        [one] => one.join("snapshots").join(stamp),
+        _ => PathBuf::from(format!("comparison-{stamp}")),
+    }
+}
+
+/// Loads and exports one or several runs.
+pub fn export(dirs: &[PathBuf], to: Option<&Path>) -> Result<Exported, ReportError> {
+    let runs = dirs
+        .iter()
+        .map(|d| load(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let to = to.map_or_else(|| default_destination(dirs), Path::to_path_buf);
+    match runs.as_slice() {
+        [one] => export_run(one, &to),
+        _ => export_comparison(&runs, &to),
+    }
+}

@@ -1,0 +1,305 @@
+//! Every scalar series and every histogram a run recorded, as flat rows that
+//! go to CSV and JSON alike.
+
+use serde::Serialize;
+
+use crate::engine::{Event, MatrixReport, ModelTag, Phase, Record};
+use crate::ui::state::label;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochRow {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_ppl: f64,
+    pub valid_ppl: f64,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProgressRow {
+    pub t: f64,
+    pub phase: String,
+    pub epoch: usize,
+    pub step: usize,
+    pub train_ppl: f64,
+    pub grad_norm: f64,
+    pub lr: f64,
+    pub tokens_per_sec: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvaluationRow {
+    pub t: f64,
+    pub split: String,
+    pub model: String,
+    pub epoch: Option<usize>,
+    pub ppl: f64,
+    pub nll: f64,
+    pub tokens: usize,
+}
+
+/// Quantization loss of one matrix (or `total`) in one quantized model.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuantLossRow {
+    pub model: String,
+    /// 1..K for the iterations, K + 1 for the final model; empty for one-shot.
+    pub iteration: Option<usize>,
+    pub matrix: String,
+    pub quant_loss: f64,
+}
+
+/// Distance from the quantized version, measured during retraining.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveLossRow {
+    pub iteration: usize,
+    pub step: usize,
+    pub quant_loss: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistogramRow {
+    /// The model the weights were measured in (before quantizing them).
+    pub model: String,
+    pub matrix: String,
+    pub bin: usize,
+    pub lo: f32,
+    pub hi: f32,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DensityRow {
+    pub model: String,
+    pub matrix: String,
+    pub tile_row: usize,
+    pub tile_col: usize,
+    pub density: f32,
+}
+
+/// A histogram with the quantization levels fitted to it, for charts and JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistogramSet {
+    pub model: String,
+    pub matrix: String,
+    pub lo: f32,
+    pub hi: f32,
+    pub counts: Vec<u64>,
+    pub levels: Vec<f32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Series {
+    pub epochs: Vec<EpochRow>,
+    pub train_progress: Vec<ProgressRow>,
+    pub evaluations: Vec<EvaluationRow>,
+    pub quant_loss: Vec<QuantLossRow>,
+    pub live_loss: Vec<LiveLossRow>,
+    pub histograms: Vec<HistogramSet>,
+    pub density: Vec<DensityRow>,
+}
+
+fn phase_name(p: &Phase) -> String {
+    match p {
+        Phase::Pretrain => "pretrain".into(),
+        Phase::Prune => "prune".into(),
+        Phase::OneShot => "one_shot".into(),
+        Phase::Iteration { j, .. } => format!("iteration {j}"),
+        Phase::Final => "final".into(),
+    }
+}
+
+impl Series {
+    pub fn from_records(records: &[Record]) -> Self {
+        let mut s = Series::default();
+        let mut iterations = 0;
+        for r in records {
+            match &r.event {
+                Event::PhaseStarted {
+                    phase: Phase::Iteration { of, .. },
+                    ..
+                } => iterations = *of,
+                Event::EpochFinished {
+                    epoch,
+                    train_ppl,
+                    valid_ppl,
+                    lr,
+                    seconds,
+                } => s.epochs.push(EpochRow {
+                    epoch: *epoch,
+                    lr: *lr,
+                    train_ppl: *train_ppl,
+                    valid_ppl: *valid_ppl,
+                    seconds: *seconds,
+                }),
+                Event::TrainProgress {
+                    phase,
+                    epoch,
+                    step,
+                    train_ppl,
+                    grad_norm,
+                    lr,
+                    tokens_per_sec,
+                    ..
+                } => s.train_progress.push(ProgressRow {
+                    t: r.t,
+                    phase: phase_name(phase),
+                    epoch: *epoch,
+                    step: *step,
+                    train_ppl: *train_ppl,
+                    grad_norm: *grad_norm,
+                    lr: *lr,
+                    tokens_per_sec: *tokens_per_sec,
+                }),
+                Event::Evaluated {
+                    split,
+                    model,
+                    epoch,
+                    ppl,
+                    nll,
+                    tokens,
+                } => s.evaluations.push(EvaluationRow {
+                    t: r.t,
+                    split: split.to_string(),
+                    model: label(model),
+                    epoch: *epoch,
+                    ppl: *ppl,
+                    nll: *nll,
+                    tokens: *tokens,
+                }),
+                Event::QuantLoss {
+                    j,
+                    step,
+                    quant_loss,
+                } => s.live_loss.push(LiveLossRow {
+                    iteration: *j,
+                    step: *step,
+                    quant_loss: *quant_loss,
+                }),
+                Event::Quantized {
+                    model,
+                    quant_loss,
+                    matrices,
+                    ..
+                } => {
+                    let iteration = match model {
+                        ModelTag::Iteration { j } => Some(*j),
+                        ModelTag::Final => Some(iterations + 1),
+                        _ => None,
+                    };
+                    let name = label(model);
+                    s.quant_loss.push(QuantLossRow {
+                        model: name.clone(),
+                        iteration,
+                        matrix: "total".into(),
+                        quant_loss: *quant_loss,
+                    });
+                    for m in matrices {
+                        s.quant_loss.push(QuantLossRow {
+                            model: name.clone(),
+                            iteration,
+                            matrix: m.name.clone(),
+                            quant_loss: m.quant_loss,
+                        });
+                    }
+                    s.add_reports(&name, matrices);
+                }
+                Event::Pruned { matrices, .. } => s.add_reports("pruned", matrices),
+                _ => {}
+            }
+        }
+        s
+    }
+
+    fn add_reports(&mut self, model: &str, matrices: &[MatrixReport]) {
+        for m in matrices {
+            if !m.histogram.counts.is_empty() {
+                self.histograms.push(HistogramSet {
+                    model: model.into(),
+                    matrix: m.name.clone(),
+                    lo: m.histogram.lo,
+                    hi: m.histogram.hi,
+                    counts: m.histogram.counts.clone(),
+                    levels: m.levels.clone(),
+                });
+            }
+            let (rows, cols) = m.grid;
+            if m.density.len() == rows * cols {
+                for (i, d) in m.density.iter().enumerate() {
+                    self.density.push(DensityRow {
+                        model: model.into(),
+                        matrix: m.name.clone(),
+                        tile_row: i / cols,
+                        tile_col: i % cols,
+                        density: *d,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Histogram rows (one per bin) for CSV.
+    pub fn histogram_rows(&self) -> Vec<HistogramRow> {
+        let mut out = Vec::new();
+        for h in &self.histograms {
+            let width = (h.hi - h.lo) / h.counts.len().max(1) as f32;
+            for (bin, &count) in h.counts.iter().enumerate() {
+                out.push(HistogramRow {
+                    model: h.model.clone(),
+                    matrix: h.matrix.clone(),
+                    bin,
+                    lo: h.lo + width * bin as f32,
+                    hi: h.lo + width * (bin + 1) as f32,
+                    count,
+                });
+            }
+        }
+        out
+    }
+
+    /// Total quantization loss per iteration (x = iteration, final = K + 1).
+    pub fn loss_per_iteration(&self) -> Vec<(f64, f64)> {
+        self.quant_loss
+            .iter()
+            .filter(|r| r.matrix == "total")
+            .filter_map(|r| r.iteration.map(|i| (i as f64, r.quant_loss)))
+            .collect()
+    }
+
+    /// The live loss as (fractional iteration, loss).
+    pub fn live_curve(&self) -> Vec<(f64, f64)> {
+        let mut last_step = std::collections::HashMap::new();
+        for r in &self.live_loss {
+            let e = last_step.entry(r.iteration).or_insert(0);
+            *e = (*e).max(r.step);
+        }
+        self.live_loss
+            .iter()
+            .map(|r| {
+                let steps = last_step[&r.iteration].max(1) as f64;
+                (r.iteration as f64 + r.step as f64 / steps, r.quant_loss)
+            })
+            .collect()
+    }
+
+    /// Validation perplexity of each iteration's quantized model.
+    pub fn valid_per_iteration(&self) -> Vec<(f64, f64)> {
+        self.evaluations
+            .iter()
+            .filter(|e| e.split == "valid" && e.epoch.is_none())
+            .filter_map(|e| {
+                e.model
+                    .strip_prefix("iteration ")
+                    .and_then(|j| j.parse::<f64>().ok())
+                    .map(|j| (j, e.ppl))
+            })
+            .collect()
+    }
+
+    pub fn eval(&self, model: &str, split: &str) -> Option<f64> {
+        self.evaluations
+            .iter()
+            .rev()
+            .find(|e| e.model == model && e.split == split && e.epoch.is_none())
+            .map(|e| e.ppl)
+    }
+}
