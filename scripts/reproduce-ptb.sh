@@ -14,6 +14,7 @@
 #   QUICK=1            the short schedule (3 iterations of 300 retraining
 #                      steps, fewer baselines): minutes per run instead of an hour
 #   IQ_TUI_BIN=...     a built iq-tui to use instead of `cargo build --release`
+#   ONLY="a b"         run only these variants (names as below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
@@ -79,12 +80,20 @@ variants=(
     "ptb-3bit-all-greedy experiments/ptb.ron --set $g.bits=3 --set $g.method=Greedy ${greedy[*]:-}"
     "ptb-prune-1bit experiments/ptb-prune.ron ${prune_quick[*]:-} ${both[*]:-}"
 )
+# Xu et al.'s table: every method, one-shot (no retraining), at 2, 3, 4 bits.
+all_methods='quantization.baselines=["Greedy","Refined",{"Alternating":2},"Uniform"]'
+for bits in 2 3 4; do
+    variants+=("ptb-oneshot-${bits}bit experiments/ptb.ron --set $g.bits=$bits --set quantization.iterations=0 --set $all_methods")
+done
 set -f # no globbing: the JSON values hold brackets
 for v in "${variants[@]}"; do
     # shellcheck disable=SC2086 # the variant's words are its arguments
     set -- $v
     name=$1 file=$2
     shift 2
+    if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then
+        continue
+    fi
     if [ "$JOBS" -gt 1 ]; then
         while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 5; done
         RAYON_NUM_THREADS=2 run "$name" "$file" "${from_small[@]}" "$@" &
