@@ -4,6 +4,7 @@
 //! and `α_1 ≥ … ≥ α_k ≥ 0`. With a mask, α and codes are fitted on the
 //! surviving entries only and pruned entries stay exactly 0.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// How the codes and coefficients are chosen.
@@ -134,29 +135,34 @@ pub fn quantize_warm(
         alphas: vec![0.0; rows * bits],
         codes: vec![0; rows * cols],
     };
-    let mut kept = Vec::with_capacity(cols);
-    let mut kept_idx = Vec::with_capacity(cols);
-    let mut warm_codes = Vec::with_capacity(cols);
-    for r in 0..rows {
-        let row = &w[r * cols..(r + 1) * cols];
-        kept.clear();
-        kept_idx.clear();
-        for (c, &x) in row.iter().enumerate() {
-            if mask.is_none_or(|m| m[r * cols + c]) {
-                kept.push(x as f64);
-                kept_idx.push(c);
+    // Rows are independent: fit them in parallel, write them in order, so
+    // the result does not depend on the thread count.
+    let fits: Vec<(Vec<usize>, RowFit)> = (0..rows)
+        .into_par_iter()
+        .map(|r| {
+            let row = &w[r * cols..(r + 1) * cols];
+            let mut kept = Vec::with_capacity(cols);
+            let mut kept_idx = Vec::with_capacity(cols);
+            for (c, &x) in row.iter().enumerate() {
+                if mask.is_none_or(|m| m[r * cols + c]) {
+                    kept.push(x as f64);
+                    kept_idx.push(c);
+                }
             }
-        }
-        let fit = match (warm, method) {
-            (Some(q), Method::Alternating { cycles }) => {
-                warm_codes.clear();
-                warm_codes.extend(kept_idx.iter().map(|&c| q.codes[r * cols + c]));
-                let mut fit = alternating(&kept, bits, cycles, Some(&warm_codes));
-                normalise(&mut fit);
-                fit
-            }
-            _ => quantize_row(&kept, bits, method),
-        };
+            let fit = match (warm, method) {
+                (Some(q), Method::Alternating { cycles }) => {
+                    let warm_codes: Vec<u8> =
+                        kept_idx.iter().map(|&c| q.codes[r * cols + c]).collect();
+                    let mut fit = alternating(&kept, bits, cycles, Some(&warm_codes));
+                    normalise(&mut fit);
+                    fit
+                }
+                _ => quantize_row(&kept, bits, method),
+            };
+            (kept_idx, fit)
+        })
+        .collect();
+    for (r, (kept_idx, fit)) in fits.iter().enumerate() {
         for (j, &c) in kept_idx.iter().enumerate() {
             out.values[r * cols + c] = fit.value(j) as f32;
             out.codes[r * cols + c] = fit.codes[j];
