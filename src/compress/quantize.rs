@@ -163,8 +163,9 @@ pub fn quantize_warm(
         })
         .collect();
     for (r, (kept_idx, fit)) in fits.iter().enumerate() {
+        let t = fit.table();
         for (j, &c) in kept_idx.iter().enumerate() {
-            out.values[r * cols + c] = fit.value(j) as f32;
+            out.values[r * cols + c] = t[fit.codes[j] as usize] as f32;
             out.codes[r * cols + c] = fit.codes[j];
         }
         for (i, &a) in fit.alphas.iter().enumerate() {
@@ -203,6 +204,16 @@ impl RowFit {
     fn value(&self, j: usize) -> f64 {
         pattern_value(&self.alphas, self.codes[j])
     }
+
+    /// The value of every pattern (computed as [`RowFit::value`] does, so
+    /// the results are the same bit for bit), for the hot loops.
+    fn table(&self) -> [f64; 16] {
+        let mut t = [0.0; 16];
+        for (p, v) in t.iter_mut().enumerate().take(1 << self.alphas.len()) {
+            *v = pattern_value(&self.alphas, p as u8);
+        }
+        t
+    }
 }
 
 fn sign(bit_set: bool) -> f64 {
@@ -238,6 +249,10 @@ pub fn quantize_row(w: &[f64], bits: usize, method: Method) -> RowFit {
 /// result plus one greedy bit on its residual (so error never rises with k);
 /// and `warm` codes when given.
 fn alternating(w: &[f64], bits: usize, cycles: usize, warm: Option<&[u8]>) -> RowFit {
+    if bits == 1 {
+        // mean |w| · sign(w) is the 1-bit optimum: nothing to alternate.
+        return greedy(w, 1, false);
+    }
     let refine = |mut fit: RowFit| {
         for _ in 0..cycles {
             least_squares_alphas(w, &mut fit);
@@ -284,6 +299,18 @@ fn alternating(w: &[f64], bits: usize, cycles: usize, warm: Option<&[u8]>) -> Ro
 /// between the two largest levels; pairing every level with the one 2α
 /// below it leaves the levels of the other k − 1 coefficients.
 fn alphas_from_levels(w: &[f64], bits: usize) -> Option<Vec<f64>> {
+    // Most rows are not quantized: find a (2^k + 1)-th distinct value
+    // before paying for a sort.
+    let scale = w.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let mut seen: Vec<f64> = Vec::with_capacity((1 << bits) + 1);
+    for &x in w {
+        if !seen.iter().any(|&v| (v - x).abs() <= 1e-6 * scale) {
+            seen.push(x);
+            if seen.len() > 1 << bits {
+                return None;
+            }
+        }
+    }
     let mut levels = w.to_vec();
     levels.sort_by(|a, b| b.total_cmp(a));
     let scale = levels.first()?.abs().max(levels.last()?.abs());
@@ -318,9 +345,10 @@ fn alphas_from_levels(w: &[f64], bits: usize) -> Option<Vec<f64>> {
 }
 
 fn row_error(w: &[f64], fit: &RowFit) -> f64 {
+    let t = fit.table();
     w.iter()
-        .enumerate()
-        .map(|(j, &x)| (x - fit.value(j)).powi(2))
+        .zip(&fit.codes)
+        .map(|(&x, &p)| (x - t[p as usize]).powi(2))
         .sum()
 }
 
@@ -329,8 +357,9 @@ fn add_greedy_bit(w: &[f64], fit: &mut RowFit) {
     let i = fit.alphas.len();
     let n = w.len().max(1) as f64;
     let mut sum = 0.0;
+    let t = fit.table();
     for (j, &x) in w.iter().enumerate() {
-        let r = x - fit.value(j);
+        let r = x - t[fit.codes[j] as usize];
         sum += r.abs();
         if r >= 0.0 {
             fit.codes[j] |= 1 << i;
@@ -361,8 +390,9 @@ fn greedy(w: &[f64], bits: usize, refit: bool) -> RowFit {
         if refit {
             least_squares_alphas(w, &mut fit);
         }
+        let t = fit.table();
         for (j, r) in residual.iter_mut().enumerate() {
-            *r = w[j] - fit.value(j);
+            *r = w[j] - t[fit.codes[j] as usize];
         }
     }
     fit
@@ -376,14 +406,22 @@ fn least_squares_alphas(w: &[f64], fit: &mut RowFit) {
     let k = fit.alphas.len();
     let mut gram = [[0.0f64; 4]; 4];
     let mut rhs = [0.0f64; 4];
-    // BᵀB and Bᵀw from counts of sign agreements, O(n·k²) without building B.
-    for (j, &x) in w.iter().enumerate() {
-        let p = fit.codes[j];
+    // BᵀB and Bᵀw from each pattern's count and sum: O(n + 2^k·k²),
+    // without building B.
+    let (mut count, mut sum) = ([0.0f64; 16], [0.0f64; 16]);
+    for (&x, &p) in w.iter().zip(&fit.codes) {
+        count[p as usize] += 1.0;
+        sum[p as usize] += x;
+    }
+    for p in 0..1usize << k {
+        if count[p] == 0.0 {
+            continue;
+        }
         for a in 0..k {
             let sa = sign(p >> a & 1 == 1);
-            rhs[a] += sa * x;
+            rhs[a] += sa * sum[p];
             for b in a..k {
-                gram[a][b] += sa * sign(p >> b & 1 == 1);
+                gram[a][b] += sa * sign(p >> b & 1 == 1) * count[p];
             }
         }
     }
