@@ -201,12 +201,7 @@ pub struct RowFit {
 }
 
 impl RowFit {
-    fn value(&self, j: usize) -> f64 {
-        pattern_value(&self.alphas, self.codes[j])
-    }
-
-    /// The value of every pattern (computed as [`RowFit::value`] does, so
-    /// the results are the same bit for bit), for the hot loops.
+    /// The value of every sign pattern: entry j's value is `table[codes[j]]`.
     fn table(&self) -> [f64; 16] {
         let mut t = [0.0; 16];
         for (p, v) in t.iter_mut().enumerate().take(1 << self.alphas.len()) {
