@@ -53,6 +53,16 @@ enum Command {
     Open { run_dir: PathBuf },
     /// Continue a stopped or killed run from its newest intact checkpoint.
     Resume(ResumeArgs),
+    /// Write the run's final quantized model as a packed file (bit-planes,
+    /// coefficients, masks, biases, vocabulary).
+    ExportModel {
+        run_dir: PathBuf,
+        /// Destination (default: RUN_DIR/model.iqpk).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Perplexity of a packed model, computed from its bits.
+    Eval(EvalArgs),
     /// Write a result snapshot: every series as CSV and JSON, charts (SVG,
     /// PNG) and a Markdown report; with several runs, also a comparison.
     Export {
@@ -160,6 +170,8 @@ pub fn main() -> Result<i32> {
         Some(Command::Quantize(args)) => quantize(args),
         Some(Command::Open { run_dir }) => open(run_dir),
         Some(Command::Resume(args)) => resume(args),
+        Some(Command::ExportModel { run_dir, out }) => export_model(&run_dir, out),
+        Some(Command::Eval(args)) => eval(args),
         Some(Command::Export { run_dirs, to }) => {
             match crate::report::export(&run_dirs, to.as_deref()) {
                 Ok(done) => {
@@ -269,6 +281,30 @@ fn run(args: RunArgs) -> Result<i32> {
         keymap,
         Vec::new(),
     )
+}
+
+#[derive(Debug, Args)]
+struct EvalArgs {
+    /// A packed model from `iq-tui export-model`.
+    model: PathBuf,
+    #[arg(long, value_enum, default_value = "test")]
+    split: SplitArg,
+    /// Take the corpus from this experiment's `data` (default: Penn Treebank).
+    #[arg(long)]
+    experiment: Option<PathBuf>,
+    /// Parallel streams (default: the experiment's eval batch, else 10).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Segment length (default: the experiment's BPTT, else 20).
+    #[arg(long)]
+    bptt: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SplitArg {
+    Train,
+    Valid,
+    Test,
 }
 
 #[derive(Debug, Args)]
@@ -742,6 +778,82 @@ fn fetch_ptb(dir: Option<PathBuf>) -> Result<i32> {
         Err(e) => {
             eprintln!("error: {e}");
             Ok(data_error_status(&e))
+        }
+    }
+}
+
+fn export_model(run_dir: &Path, out: Option<PathBuf>) -> Result<i32> {
+    let model = match crate::packed::PackedModel::from_run(run_dir) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}\n(export-model needs a finished run that quantized its model)");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    let out = out.unwrap_or_else(|| run_dir.join("model.iqpk"));
+    let body = model
+        .write(&out)
+        .wrap_err("cannot write the packed model")?;
+    let file = std::fs::metadata(&out)?.len();
+    println!(
+        "wrote {}: {file} bytes ({body} bytes of weights, the rest the header and vocabulary)",
+        out.display()
+    );
+    let reported = std::fs::read_to_string(run_dir.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["final"]["packed_bytes"].as_u64());
+    if let Some(r) = reported {
+        println!("the run reported {r} packed bytes");
+    }
+    Ok(0)
+}
+
+fn eval(args: EvalArgs) -> Result<i32> {
+    let model = match crate::packed::PackedModel::read(&args.model) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    let (source, batch, bptt) = match &args.experiment {
+        Some(file) => match load(file, &[]) {
+            Ok(e) => ((e.data.clone(), e.seed), e.eval.batch_size, e.training.bptt),
+            Err(code) => return Ok(code),
+        },
+        None => ((experiment::DataSource::Ptb { dir: None }, 0), 10, 20),
+    };
+    let (batch, bptt) = (args.batch.unwrap_or(batch), args.bptt.unwrap_or(bptt));
+    let corpus = match data::load(&source.0, source.1) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(data_error_status(&e));
+        }
+    };
+    if corpus.vocab.words() != model.vocab.as_slice() {
+        eprintln!("error: the model's vocabulary is not this corpus' vocabulary");
+        return Ok(EXIT_BAD_INPUT);
+    }
+    let split = match args.split {
+        SplitArg::Train => data::Split::Train,
+        SplitArg::Valid => data::Split::Valid,
+        SplitArg::Test => data::Split::Test,
+    };
+    let start = std::time::Instant::now();
+    match crate::packed::infer::evaluate(&model, corpus.split(split), batch, bptt) {
+        Ok((ppl, _, tokens)) => {
+            println!(
+                "{}: {split} perplexity {ppl:.4} ({tokens} tokens, {:.1} s, packed kernels)",
+                args.model.display(),
+                start.elapsed().as_secs_f64()
+            );
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.model.display());
+            Ok(EXIT_BAD_INPUT)
         }
     }
 }

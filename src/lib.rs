@@ -11,6 +11,7 @@ pub mod engine;
 pub mod experiment;
 pub mod headless;
 pub mod model;
+pub mod packed;
 pub mod quantize_file;
 pub mod report;
 pub mod store;

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use crate::data::{Corpus, Segments, Split};
 use crate::experiment::{Experiment, Length, LrPolicy, PruneSchedule, RetrainConfig};
 use crate::model::{LstmLm, ModelDims};
-use crate::store::checkpoint::Checkpoints;
+use crate::store::checkpoint::{Checkpoints, NamedTensor};
 use crate::store::npy::Matrix;
 use crate::store::weights::{self, Manifest, Weights};
 use checkpoint::{Plateau, Position, Progress, Resume, State};
@@ -424,6 +424,55 @@ impl Engine<'_, '_> {
                     message: format!("could not save {which} weights: {e}"),
                 }),
             }
+        }
+    }
+
+    /// Saves the final model's codes and coefficients (the warm start holds
+    /// them after the final pass) beside its weights, for `export-model`.
+    fn save_codes(&mut self, targets: &[compression::Target]) {
+        let Some(dir) = &self.context.weights_dir else {
+            return;
+        };
+        let params = self.trainer.model.params();
+        let mut tensors = Vec::new();
+        let mut matrices = Vec::new();
+        for t in targets {
+            let (Some(q), Some(p)) = (self.trainer.warm.get(&t.index), params.get(t.index)) else {
+                continue;
+            };
+            matrices.push(
+                serde_json::json!({"name": p.name, "bits": q.bits, "method": t.method.label()}),
+            );
+            tensors.push(NamedTensor::f32(
+                format!("{}.alphas", p.name),
+                vec![q.rows, q.bits],
+                q.alphas.clone(),
+            ));
+            tensors.push(NamedTensor::u8(
+                format!("{}.codes", p.name),
+                vec![q.rows, q.cols],
+                q.codes.clone(),
+            ));
+        }
+        for (i, p) in params.iter().enumerate() {
+            if let Some(m) = self.trainer.model.mask(i) {
+                tensors.push(NamedTensor::u8(
+                    format!("{}.mask", p.name),
+                    vec![p.rows, p.cols],
+                    m.iter().map(|&k| k as u8).collect(),
+                ));
+            }
+        }
+        let state = serde_json::json!({ "matrices": matrices }).to_string();
+        let path = dir.join("final").join(weights::CODES_FILE);
+        match weights::save_codes(&path, state, tensors) {
+            Ok(()) => self
+                .out
+                .log(format!("saved the final codes to {}", path.display())),
+            Err(e) => self.out.emit(Event::Log {
+                level: LogLevel::Warn,
+                message: format!("could not save the final codes: {e}"),
+            }),
         }
     }
 
@@ -832,6 +881,7 @@ impl Engine<'_, '_> {
             let valid_ppl = self.eval(Split::Valid, ModelTag::Final, None);
             let test_ppl = self.eval(Split::Test, ModelTag::Final, None);
             self.save_weights("final");
+            self.save_codes(&targets);
             let method = q
                 .groups
                 .iter()

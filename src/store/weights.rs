@@ -7,6 +7,9 @@
 //! <dir>/model.json       sizes and the parameter list
 //! <dir>/vocab.txt        one word per line, in id order
 //! <dir>/<param>.npy      e.g. lstm.0.w_ih.npy (4·hidden × input), decoder.npy
+//! <dir>/codes.safetensors   quantized models: per matrix `<name>.alphas`
+//!                        (rows × bits, f32) and `<name>.codes` (rows × cols,
+//!                        u8: bit i set = +α_i), SHA-256 checked
 //! ```
 
 use std::fs;
@@ -122,4 +125,27 @@ pub fn load(dir: &Path) -> Result<Weights, WeightsError> {
         vocab,
         params,
     })
+}
+
+/// File name of a quantized model's codes beside its weights.
+pub const CODES_FILE: &str = "codes.safetensors";
+
+/// Writes codes atomically (see `store::checkpoint` for the format).
+pub fn save_codes(
+    path: &Path,
+    state: String,
+    tensors: Vec<super::checkpoint::NamedTensor>,
+) -> Result<(), WeightsError> {
+    let bytes = super::checkpoint::encode(&super::checkpoint::CheckpointFile {
+        state,
+        events_len: 0,
+        tensors,
+    });
+    let tmp = path.with_extension("tmp");
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| WeightsError::Io { path: p, source }
+    };
+    fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))
 }

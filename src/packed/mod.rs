@@ -1,0 +1,498 @@
+//! The packed model file (`iq-tui export-model`): a quantized (and pruned)
+//! LSTM language model stored the way METHOD.md §4 counts its size, and read
+//! back into kernels that compute with the bits directly (`infer.rs`).
+//!
+//! ```text
+//! "IQPK" · u32 LE version (1) · u64 LE header length · header (JSON) · sections
+//! ```
+//!
+//! The header holds the sizes, the vocabulary and, per parameter in the
+//! model's order, what its section holds. Sections follow in that order:
+//!
+//! - **binary** (quantized) matrix: the codes as one bit stream, k bits per
+//!   surviving weight, row by row, column by column, bit i of a weight set
+//!   when its i-th sign is +1 (ceil(kept·k / 8) bytes); then the row
+//!   coefficients α (rows × k, f32 LE); then the mask, if pruned.
+//! - **dense** parameter: the surviving values (f32 LE); then the mask, if pruned.
+//! - **mask**: a bitmap (rows·cols bits, row-major, set = kept) or, when
+//!   smaller, per row a u32 LE count and that many u16 LE column indices;
+//!   the header says which.
+//!
+//! Everything but the header is exactly the packed size a run reports.
+
+pub mod infer;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::compress::stats;
+use crate::model::ModelDims;
+use crate::store::checkpoint::{self, TensorData};
+use crate::store::weights::{self, Weights};
+
+const MAGIC: &[u8; 4] = b"IQPK";
+const VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackedError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Bad { path: PathBuf, message: String },
+}
+
+fn bad(path: &Path, message: impl Into<String>) -> PackedError {
+    PackedError::Bad {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// One parameter as the kernels use it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Binary(BinaryMatrix),
+    Dense {
+        name: String,
+        rows: usize,
+        cols: usize,
+        /// All entries, pruned ones 0.
+        values: Vec<f32>,
+        mask: Option<Vec<bool>>,
+    },
+}
+
+impl Param {
+    pub fn name(&self) -> &str {
+        match self {
+            Param::Binary(b) => &b.name,
+            Param::Dense { name, .. } => name,
+        }
+    }
+}
+
+/// A binary-coded matrix: row r is Σ_i α_{r,i} · b_{r,i} with b ∈ {−1, +1}
+/// on surviving entries and 0 on pruned ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinaryMatrix {
+    pub name: String,
+    pub rows: usize,
+    pub cols: usize,
+    pub bits: usize,
+    /// rows × bits.
+    pub alphas: Vec<f32>,
+    /// rows × cols sign patterns (bit i set = +α_i); pruned entries 0.
+    pub codes: Vec<u8>,
+    pub mask: Option<Vec<bool>>,
+}
+
+impl BinaryMatrix {
+    pub fn value(&self, r: usize, c: usize) -> f32 {
+        if self.mask.as_ref().is_some_and(|m| !m[r * self.cols + c]) {
+            return 0.0;
+        }
+        let p = self.codes[r * self.cols + c];
+        let a = &self.alphas[r * self.bits..(r + 1) * self.bits];
+        (0..self.bits)
+            .map(|i| if p >> i & 1 == 1 { a[i] } else { -a[i] })
+            .sum()
+    }
+
+    pub fn dequantize(&self) -> Vec<f32> {
+        (0..self.rows * self.cols)
+            .map(|j| self.value(j / self.cols, j % self.cols))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedModel {
+    pub dims: ModelDims,
+    pub vocab: Vec<String>,
+    pub params: Vec<Param>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Header {
+    vocab: usize,
+    embed: usize,
+    hidden: usize,
+    layers: usize,
+    words: Vec<String>,
+    params: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    name: String,
+    rows: usize,
+    cols: usize,
+    /// Bits per weight; none for a dense parameter.
+    bits: Option<usize>,
+    /// "bitmap" or "indices"; none when nothing is pruned.
+    mask: Option<String>,
+    kept: usize,
+    /// Bytes of its section.
+    bytes: u64,
+}
+
+impl PackedModel {
+    /// The final quantized model of a run: `weights/final` and its codes.
+    pub fn from_run(run: &Path) -> Result<Self, PackedError> {
+        let dir = run.join("weights").join("final");
+        let w: Weights = weights::load(&dir).map_err(|e| bad(&dir, e.to_string()))?;
+        let codes_path = dir.join(weights::CODES_FILE);
+        let codes = checkpoint::read(&codes_path).map_err(|e| bad(&codes_path, e.to_string()))?;
+        let m = &w.manifest;
+        let mut params = Vec::new();
+        for ((name, rows, cols), matrix) in m.params.iter().zip(&w.params) {
+            let (rows, cols) = (*rows, *cols);
+            let mask = match codes.tensor(&format!("{name}.mask")).map(|t| &t.data) {
+                Some(TensorData::U8(m)) if m.len() == rows * cols => {
+                    Some(m.iter().map(|&k| k != 0).collect::<Vec<bool>>())
+                }
+                Some(_) => return Err(bad(&codes_path, format!("{name}: bad mask"))),
+                None => None,
+            };
+            let alphas = codes.tensor(&format!("{name}.alphas"));
+            let pattern = codes.tensor(&format!("{name}.codes"));
+            let param = match (alphas, pattern) {
+                (Some(a), Some(p)) => {
+                    let (TensorData::F32(alphas), TensorData::U8(codes)) = (&a.data, &p.data)
+                    else {
+                        return Err(bad(&codes_path, format!("{name}: wrong tensor types")));
+                    };
+                    let bits = a.shape.get(1).copied().unwrap_or(0);
+                    if alphas.len() != rows * bits
+                        || codes.len() != rows * cols
+                        || !(1..=4).contains(&bits)
+                    {
+                        return Err(bad(
+                            &codes_path,
+                            format!("{name}: sizes do not match the weights"),
+                        ));
+                    }
+                    let b = BinaryMatrix {
+                        name: name.clone(),
+                        rows,
+                        cols,
+                        bits,
+                        alphas: alphas.clone(),
+                        codes: codes.clone(),
+                        mask,
+                    };
+                    // The codes must be the saved weights, or they are not this model.
+                    let deq = b.dequantize();
+                    if let Some(j) = (0..deq.len()).find(|&j| {
+                        (deq[j] - matrix.values[j]).abs() > 1e-5 * (1.0 + matrix.values[j].abs())
+                    }) {
+                        return Err(bad(
+                            &codes_path,
+                            format!(
+                                "{name}: codes give {} at entry {j}, the weights hold {}",
+                                deq[j], matrix.values[j]
+                            ),
+                        ));
+                    }
+                    Param::Binary(b)
+                }
+                _ => Param::Dense {
+                    name: name.clone(),
+                    rows,
+                    cols,
+                    values: matrix.values.clone(),
+                    mask,
+                },
+            };
+            params.push(param);
+        }
+        Ok(Self {
+            dims: ModelDims {
+                vocab: m.vocab,
+                embed: m.embed,
+                hidden: m.hidden,
+                layers: m.layers,
+            },
+            vocab: w.vocab,
+            params,
+        })
+    }
+
+    /// Bytes of everything but the header: METHOD.md §4's packed size.
+    pub fn packed_bytes(&self) -> u64 {
+        self.params.iter().map(|p| section(p).1.len() as u64).sum()
+    }
+
+    pub fn write(&self, path: &Path) -> Result<u64, PackedError> {
+        let mut entries = Vec::new();
+        let mut body = Vec::new();
+        for p in &self.params {
+            let (entry, bytes) = section(p);
+            entries.push(entry);
+            body.extend_from_slice(&bytes);
+        }
+        let header = serde_json::to_vec(&Header {
+            vocab: self.dims.vocab,
+            embed: self.dims.embed,
+            hidden: self.dims.hidden,
+            layers: self.dims.layers,
+            words: self.vocab.clone(),
+            params: entries,
+        })
+        .expect("serialisable");
+        let mut out = Vec::with_capacity(16 + header.len() + body.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&body);
+        let tmp = path.with_extension("tmp");
+        let io = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| PackedError::Io { path: p, source }
+        };
+        fs::write(&tmp, &out).map_err(io(&tmp))?;
+        fs::rename(&tmp, path).map_err(io(path))?;
+        Ok(body.len() as u64)
+    }
+
+    pub fn read(path: &Path) -> Result<Self, PackedError> {
+        let bytes = fs::read(path).map_err(|source| PackedError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if bytes.len() < 16 || &bytes[..4] != MAGIC {
+            return Err(bad(path, "not an iq-tui packed model (no IQPK magic)"));
+        }
+        let version = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+        if version != VERSION {
+            return Err(bad(
+                path,
+                format!("packed format version {version}; this iq-tui reads {VERSION}"),
+            ));
+        }
+        let header_len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
+        let header_end = 16usize
+            .checked_add(header_len)
+            .filter(|&e| e <= bytes.len())
+            .ok_or_else(|| bad(path, "truncated header"))?;
+        let h: Header = serde_json::from_slice(&bytes[16..header_end])
+            .map_err(|e| bad(path, format!("header: {e}")))?;
+        let mut at = header_end;
+        let mut params = Vec::new();
+        for e in &h.params {
+            let end = at
+                .checked_add(e.bytes as usize)
+                .filter(|&x| x <= bytes.len())
+                .ok_or_else(|| bad(path, format!("{}: truncated", e.name)))?;
+            params.push(
+                read_section(e, &bytes[at..end])
+                    .map_err(|m| bad(path, format!("{}: {m}", e.name)))?,
+            );
+            at = end;
+        }
+        if at != bytes.len() {
+            return Err(bad(
+                path,
+                format!("{} bytes after the last section", bytes.len() - at),
+            ));
+        }
+        Ok(Self {
+            dims: ModelDims {
+                vocab: h.vocab,
+                embed: h.embed,
+                hidden: h.hidden,
+                layers: h.layers,
+            },
+            vocab: h.words,
+            params,
+        })
+    }
+}
+
+fn encode_mask(mask: &[bool], rows: usize, cols: usize, kept: usize) -> (String, Vec<u8>) {
+    let sizes = stats::packed_size(rows, cols, kept, None);
+    let bitmap_len = ((rows * cols) as u64).div_ceil(8);
+    if sizes.mask_bytes == bitmap_len {
+        let mut out = vec![0u8; bitmap_len as usize];
+        for (j, _) in mask.iter().enumerate().filter(|(_, &k)| k) {
+            out[j / 8] |= 1 << (j % 8);
+        }
+        ("bitmap".into(), out)
+    } else {
+        let mut out = Vec::new();
+        for r in 0..rows {
+            let row = &mask[r * cols..(r + 1) * cols];
+            out.extend_from_slice(&(row.iter().filter(|&&k| k).count() as u32).to_le_bytes());
+            for (c, _) in row.iter().enumerate().filter(|(_, &k)| k) {
+                out.extend_from_slice(&(c as u16).to_le_bytes());
+            }
+        }
+        ("indices".into(), out)
+    }
+}
+
+fn decode_mask(kind: &str, bytes: &[u8], rows: usize, cols: usize) -> Result<Vec<bool>, String> {
+    match kind {
+        "bitmap" => {
+            if bytes.len() < (rows * cols).div_ceil(8) {
+                return Err("mask bitmap too short".into());
+            }
+            Ok((0..rows * cols)
+                .map(|j| bytes[j / 8] >> (j % 8) & 1 == 1)
+                .collect())
+        }
+        "indices" => {
+            let mut mask = vec![false; rows * cols];
+            let mut at = 0;
+            let take = |at: &mut usize, n: usize| -> Result<&[u8], String> {
+                let s = bytes.get(*at..*at + n).ok_or("mask indices too short")?;
+                *at += n;
+                Ok(s)
+            };
+            for r in 0..rows {
+                let n = u32::from_le_bytes(take(&mut at, 4)?.try_into().expect("4")) as usize;
+                for _ in 0..n {
+                    let c = u16::from_le_bytes(take(&mut at, 2)?.try_into().expect("2")) as usize;
+                    if c >= cols {
+                        return Err(format!("mask index {c} past {cols} columns"));
+                    }
+                    mask[r * cols + c] = true;
+                }
+            }
+            Ok(mask)
+        }
+        other => Err(format!("unknown mask kind {other:?}")),
+    }
+}
+
+/// A parameter's header entry and section bytes.
+fn section(p: &Param) -> (Entry, Vec<u8>) {
+    let (name, rows, cols, mask) = match p {
+        Param::Binary(b) => (&b.name, b.rows, b.cols, &b.mask),
+        Param::Dense {
+            name,
+            rows,
+            cols,
+            mask,
+            ..
+        } => (name, *rows, *cols, mask),
+    };
+    let kept_at = |j: usize| mask.as_ref().is_none_or(|m| m[j]);
+    let kept = (0..rows * cols).filter(|&j| kept_at(j)).count();
+    let mut out = Vec::new();
+    let bits = match p {
+        Param::Binary(b) => {
+            let mut stream = vec![0u8; (kept * b.bits).div_ceil(8)];
+            let mut bit = 0;
+            for j in (0..rows * cols).filter(|&j| kept_at(j)) {
+                for i in 0..b.bits {
+                    if b.codes[j] >> i & 1 == 1 {
+                        stream[bit / 8] |= 1 << (bit % 8);
+                    }
+                    bit += 1;
+                }
+            }
+            out.extend_from_slice(&stream);
+            for a in &b.alphas {
+                out.extend_from_slice(&a.to_le_bytes());
+            }
+            Some(b.bits)
+        }
+        Param::Dense { values, .. } => {
+            for j in (0..rows * cols).filter(|&j| kept_at(j)) {
+                out.extend_from_slice(&values[j].to_le_bytes());
+            }
+            None
+        }
+    };
+    let mask_kind = mask.as_ref().map(|m| {
+        let (kind, bytes) = encode_mask(m, rows, cols, kept);
+        out.extend_from_slice(&bytes);
+        kind
+    });
+    (
+        Entry {
+            name: name.clone(),
+            rows,
+            cols,
+            bits,
+            mask: mask_kind,
+            kept,
+            bytes: out.len() as u64,
+        },
+        out,
+    )
+}
+
+fn read_section(e: &Entry, bytes: &[u8]) -> Result<Param, String> {
+    let (rows, cols, kept) = (e.rows, e.cols, e.kept);
+    let payload = match e.bits {
+        Some(k) => (kept * k).div_ceil(8) + rows * k * 4,
+        None => kept * 4,
+    };
+    if bytes.len() < payload || kept > rows * cols {
+        return Err("section shorter than its header says".into());
+    }
+    let mask = match &e.mask {
+        Some(kind) => {
+            let m = decode_mask(kind, &bytes[payload..], rows, cols)?;
+            if m.iter().filter(|&&k| k).count() != kept {
+                return Err("mask does not keep the number of weights the header says".into());
+            }
+            Some(m)
+        }
+        None if kept != rows * cols => {
+            return Err("weights are missing but there is no mask".into())
+        }
+        None => None,
+    };
+    let kept_at = |j: usize| mask.as_ref().is_none_or(|m| m[j]);
+    let f32_at = |at: usize| f32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    match e.bits {
+        Some(k) => {
+            if !(1..=4).contains(&k) {
+                return Err(format!("{k} bits"));
+            }
+            let mut codes = vec![0u8; rows * cols];
+            let mut bit = 0;
+            for j in (0..rows * cols).filter(|&j| kept_at(j)) {
+                for i in 0..k {
+                    if bytes[bit / 8] >> (bit % 8) & 1 == 1 {
+                        codes[j] |= 1 << i;
+                    }
+                    bit += 1;
+                }
+            }
+            let base = (kept * k).div_ceil(8);
+            let alphas = (0..rows * k).map(|i| f32_at(base + 4 * i)).collect();
+            Ok(Param::Binary(BinaryMatrix {
+                name: e.name.clone(),
+                rows,
+                cols,
+                bits: k,
+                alphas,
+                codes,
+                mask,
+            }))
+        }
+        None => {
+            let mut values = vec![0.0f32; rows * cols];
+            for (n, j) in (0..rows * cols).filter(|&j| kept_at(j)).enumerate() {
+                values[j] = f32_at(4 * n);
+            }
+            Ok(Param::Dense {
+                name: e.name.clone(),
+                rows,
+                cols,
+                values,
+                mask,
+            })
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! `iq-tui export-model` and `iq-tui eval`: the packed file is as large as
+//! the packed size the run reported (plus its header), and its perplexity,
+//! computed from the bits, is the dense quantized model's.
+
+mod common;
+use std::path::Path;
+
+use common::{iq_tui, read_json, text};
+
+fn run(out: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "run",
+        "experiments/smoke.ron",
+        "--headless",
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "training.epochs=2",
+        "--set",
+        "quantization.iterations=2",
+    ];
+    args.extend_from_slice(extra);
+    let o = iq_tui(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    read_json(&out.join("summary.json"))
+}
+
+fn header_len(file: &Path) -> u64 {
+    let b = std::fs::read(file).unwrap();
+    assert_eq!(&b[..4], b"IQPK");
+    16 + u64::from_le_bytes(b[8..16].try_into().unwrap())
+}
+
+fn check(dir: &Path, summary: &serde_json::Value) {
+    let o = iq_tui(&["export-model", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let file = dir.join("model.iqpk");
+    let size = std::fs::metadata(&file).unwrap().len();
+    let reported = summary["final"]["packed_bytes"].as_u64().unwrap();
+    assert_eq!(size - header_len(&file), reported);
+
+    let o = iq_tui(&[
+        "eval",
+        file.to_str().unwrap(),
+        "--experiment",
+        "experiments/smoke.ron",
+        "--split",
+        "test",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let ppl: f64 = out
+        .split("perplexity ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    let dense = summary["final"]["test_ppl"].as_f64().unwrap();
+    assert!(
+        (ppl / dense - 1.0).abs() < 1e-3,
+        "packed {ppl} vs dense {dense}"
+    );
+}
+
+#[test]
+fn pruned_one_bit_everywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let summary = run(&dir, &[]);
+    assert!(summary["final"]["sparsity"].as_f64().unwrap() > 0.1);
+    check(&dir, &summary);
+}
+
+#[test]
+fn two_bits_on_the_lstm_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let summary = run(
+        &dir,
+        &[
+            "--set",
+            "quantization.groups.0.bits=2",
+            "--set",
+            "quantization.groups.0.matrices=Lstm",
+            "--set",
+            "pruning=None",
+        ],
+    );
+    check(&dir, &summary);
+}
+
+#[test]
+fn damaged_or_foreign_files_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let summary = run(&dir, &["--set", "pruning=None"]);
+    check(&dir, &summary);
+    let file = dir.join("model.iqpk");
+    let bytes = std::fs::read(&file).unwrap();
+    let cut = tmp.path().join("cut.iqpk");
+    std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+    let o = iq_tui(&[
+        "eval",
+        cut.to_str().unwrap(),
+        "--experiment",
+        "experiments/smoke.ron",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("truncated"), "{}", text(&o.stderr));
+    let o = iq_tui(&["eval", "experiments/smoke.ron"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("not an iq-tui packed model"));
+    // A run that never quantized has no model to export.
+    let fp = tmp.path().join("fp");
+    let o = iq_tui(&[
+        "run",
+        "experiments/smoke.ron",
+        "--headless",
+        "--out",
+        fp.to_str().unwrap(),
+        "--set",
+        "training.epochs=1",
+        "--set",
+        "quantization=None",
+        "--set",
+        "pruning=None",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let o = iq_tui(&["export-model", fp.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("finished run that quantized"),
+        "{}",
+        text(&o.stderr)
+    );
+}
