@@ -73,12 +73,23 @@ impl LutMatrix {
     /// y = W x, with `lut` from [`LutMatrix::table`] of the same x.
     pub fn apply(&self, lut: &[f32], y: &mut [f32]) {
         let all: f32 = (0..self.groups).map(|g| lut[g * 256 + 255]).sum();
+        // Four independent sums, so the lookups are not one serial chain.
         let sum = |bytes: &[u8]| -> f32 {
-            bytes
-                .iter()
-                .enumerate()
-                .map(|(g, &b)| lut[g * 256 + b as usize])
-                .sum()
+            let mut acc = [0.0f32; 4];
+            let chunks = bytes.chunks_exact(4);
+            let rest = chunks.remainder();
+            for (q, ch) in chunks.enumerate() {
+                let t = &lut[q * 1024..(q + 1) * 1024];
+                acc[0] += t[ch[0] as usize];
+                acc[1] += t[256 + ch[1] as usize];
+                acc[2] += t[512 + ch[2] as usize];
+                acc[3] += t[768 + ch[3] as usize];
+            }
+            let base = bytes.len() - rest.len();
+            for (k, &b) in rest.iter().enumerate() {
+                acc[k] += lut[(base + k) * 256 + b as usize];
+            }
+            (acc[0] + acc[1]) + (acc[2] + acc[3])
         };
         for (r, out) in y.iter_mut().enumerate().take(self.rows) {
             let total = match &self.mask {
