@@ -799,6 +799,14 @@ fn export_model(run_dir: &Path, out: Option<PathBuf>) -> Result<i32> {
         "wrote {}: {file} bytes ({body} bytes of weights, the rest the header and vocabulary)",
         out.display()
     );
+    let st = out.with_extension("safetensors");
+    model
+        .write_safetensors(&st)
+        .wrap_err("cannot write the safetensors export")?;
+    println!(
+        "wrote {} (dequantized f32 and the packed planes, for PyTorch and NumPy)",
+        st.display()
+    );
     let reported = std::fs::read_to_string(run_dir.join("summary.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())

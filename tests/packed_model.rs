@@ -38,6 +38,23 @@ fn check(dir: &Path, summary: &serde_json::Value) {
     let size = std::fs::metadata(&file).unwrap().len();
     let reported = summary["final"]["packed_bytes"].as_u64().unwrap();
     assert_eq!(size - header_len(&file), reported);
+    // The safetensors twin holds the same weights, dequantized.
+    let st = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let st = iq_tui::store::checkpoint::decode(&st).unwrap();
+    let w = iq_tui::store::weights::load(&dir.join("weights/final")).unwrap();
+    for ((name, _, _), m) in w.manifest.params.iter().zip(&w.params) {
+        match &st.tensor(name).unwrap_or_else(|| panic!("no {name}")).data {
+            iq_tui::store::checkpoint::TensorData::F32(v) => {
+                assert!(
+                    v.iter()
+                        .zip(&m.values)
+                        .all(|(a, b)| (a - b).abs() <= 1e-5 * (1.0 + b.abs())),
+                    "{name}"
+                )
+            }
+            _ => panic!("{name} is not f32"),
+        }
+    }
 
     let o = iq_tui(&[
         "eval",

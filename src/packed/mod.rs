@@ -261,6 +261,78 @@ impl PackedModel {
         Ok(body.len() as u64)
     }
 
+    /// The same model as safetensors, for PyTorch and NumPy users: every
+    /// parameter dequantized (`<name>`, f32), and for quantized matrices the
+    /// packed form too: `<name>.alphas` (rows × bits, f32), `<name>.planes`
+    /// (rows × bits × ceil(cols/8), u8: bit c % 8 of byte c / 8 set = +α_i),
+    /// `<name>.mask` (rows × cols, u8) when pruned. Metadata: sizes and the
+    /// vocabulary (JSON).
+    pub fn write_safetensors(&self, path: &Path) -> Result<(), PackedError> {
+        use crate::store::checkpoint::NamedTensor;
+        let mut tensors = Vec::new();
+        for p in &self.params {
+            match p {
+                Param::Binary(b) => {
+                    tensors.push(NamedTensor::f32(
+                        b.name.clone(),
+                        vec![b.rows, b.cols],
+                        b.dequantize(),
+                    ));
+                    tensors.push(NamedTensor::f32(
+                        format!("{}.alphas", b.name),
+                        vec![b.rows, b.bits],
+                        b.alphas.clone(),
+                    ));
+                    let groups = b.cols.div_ceil(8);
+                    let mut planes = vec![0u8; b.rows * b.bits * groups];
+                    for r in 0..b.rows {
+                        for c in 0..b.cols {
+                            let j = r * b.cols + c;
+                            if b.mask.as_ref().is_some_and(|m| !m[j]) {
+                                continue;
+                            }
+                            for i in 0..b.bits {
+                                if b.codes[j] >> i & 1 == 1 {
+                                    planes[(r * b.bits + i) * groups + c / 8] |= 1 << (c % 8);
+                                }
+                            }
+                        }
+                    }
+                    tensors.push(NamedTensor::u8(
+                        format!("{}.planes", b.name),
+                        vec![b.rows, b.bits, groups],
+                        planes,
+                    ));
+                    if let Some(m) = &b.mask {
+                        tensors.push(NamedTensor::u8(
+                            format!("{}.mask", b.name),
+                            vec![b.rows, b.cols],
+                            m.iter().map(|&k| k as u8).collect(),
+                        ));
+                    }
+                }
+                Param::Dense {
+                    name,
+                    rows,
+                    cols,
+                    values,
+                    ..
+                } => tensors.push(NamedTensor::f32(
+                    name.clone(),
+                    vec![*rows, *cols],
+                    values.clone(),
+                )),
+            }
+        }
+        let meta = serde_json::json!({
+            "vocab": self.dims.vocab, "embed": self.dims.embed,
+            "hidden": self.dims.hidden, "layers": self.dims.layers,
+            "words": self.vocab,
+        })
+        .to_string();
+        crate::store::weights::save_codes(path, meta, tensors).map_err(|e| bad(path, e.to_string()))
+    }
+
     pub fn read(path: &Path) -> Result<Self, PackedError> {
         let bytes = fs::read(path).map_err(|source| PackedError::Io {
             path: path.to_path_buf(),
