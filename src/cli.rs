@@ -271,6 +271,7 @@ fn run(args: RunArgs) -> Result<i32> {
         checkpoints: Some(Checkpoints::new(&run_dir.path)),
         experiment_sha256,
         resume: None,
+        checkpoint_every: checkpoint_every(),
     };
     execute(
         run_dir,
@@ -464,6 +465,7 @@ fn resume(args: ResumeArgs) -> Result<i32> {
         // Once forced, the edited file is the run's experiment.
         experiment_sha256: if forced { text_sha } else { started_with },
         resume,
+        checkpoint_every: checkpoint_every(),
     };
     execute(
         run_dir,
@@ -474,6 +476,16 @@ fn resume(args: ResumeArgs) -> Result<i32> {
         keymap,
         history,
     )
+}
+
+/// Seconds of training between periodic checkpoints: 10 minutes, or
+/// `IQ_TUI_CHECKPOINT_SECONDS`.
+fn checkpoint_every() -> Option<f64> {
+    let seconds = std::env::var("IQ_TUI_CHECKPOINT_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(600.0);
+    (seconds > 0.0).then_some(seconds)
 }
 
 fn check_terminal(headless: bool, command: &str) -> std::result::Result<(), i32> {

@@ -16,11 +16,16 @@ use common::{iq_tui, read_json, text};
 use serde_json::Value;
 
 fn start(out: &Path) -> Child {
+    start_with(out, &[])
+}
+
+fn start_with(out: &Path, env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_iq-tui"))
         .args(["run", "experiments/smoke.ron", "--headless", "--out"])
         .arg(out)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("IQ_TUI_OFFLINE", "1")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -37,7 +42,10 @@ fn events(dir: &Path) -> Vec<Value> {
 
 /// Waits until an event matches, then kills the run with `signal`.
 fn kill_when(dir: &Path, signal: &str, want: impl Fn(&Value) -> bool) {
-    let mut child = start(dir);
+    kill_child_when(start(dir), dir, signal, want)
+}
+
+fn kill_child_when(mut child: Child, dir: &Path, signal: &str, want: impl Fn(&Value) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         if events(dir).iter().any(&want) {
@@ -356,4 +364,29 @@ fn a_run_directory_lists_its_manifest_and_checkpoints() {
         .unwrap()
         .count();
     assert_eq!(n, 2, "the newest checkpoint and the one before it");
+}
+
+#[test]
+fn periodic_checkpoints_bound_what_a_kill_loses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    // A checkpoint after every 0.05 s of training: mid-epoch ones exist.
+    let child = start_with(&dir, &[("IQ_TUI_CHECKPOINT_SECONDS", "0.05")]);
+    kill_child_when(child, &dir, "KILL", |e| {
+        is(e, "train_progress")
+            && e["phase"] == "pretrain"
+            && e["epoch"] == 2
+            && e["step"].as_u64() > Some(150)
+    });
+    let o = resume(&dir, &[]);
+    assert!(
+        text(&o.stdout).contains("pre-training epoch 2, step"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(
+        numbers(read_json(&dir.join("summary.json"))),
+        reference().summary
+    );
+    assert_eq!(evaluations(&dir), evaluations(&reference().dir));
 }

@@ -219,6 +219,9 @@ pub struct RunContext {
     pub experiment_sha256: String,
     /// Continue from this checkpoint instead of starting afresh.
     pub resume: Option<Resume>,
+    /// Also checkpoint after this many seconds of training, mid-phase, so a
+    /// killed run loses at most that much.
+    pub checkpoint_every: Option<f64>,
 }
 
 /// Why pretrained weights do not fit the experiment.
@@ -292,7 +295,8 @@ pub fn run(
             model.write_param(i, &m.values);
         }
     }
-    let trainer = Trainer::new(model, experiment, &corpus.train, dropout_rng);
+    let mut trainer = Trainer::new(model, experiment, &corpus.train, dropout_rng);
+    trainer.checkpoint_every = context.checkpoint_every;
     let per_epoch = trainer.segments_per_epoch();
     let mut engine = Engine {
         experiment,
@@ -480,6 +484,7 @@ impl Engine<'_, '_> {
     /// that cannot be written stops the run: going on would risk work that
     /// could not be resumed.
     fn checkpoint(&mut self, position: Position) -> Result<(), Halted> {
+        self.trainer.since_checkpoint = 0.0;
         let Some(store) = &self.context.checkpoints else {
             return Ok(());
         };
@@ -550,6 +555,10 @@ impl Engine<'_, '_> {
                         )));
                     }
                     self.out.emit(Event::Resumed);
+                    from = step;
+                }
+                Err(Halt::Checkpoint { step }) => {
+                    self.checkpoint(position(step))?;
                     from = step;
                 }
                 Err(Halt::Stop { step }) => {

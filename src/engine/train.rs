@@ -18,8 +18,16 @@ use crate::model::{LstmLm, LstmState, StepOptions, StepStats};
 /// requested; `step` steps of the phase are done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Halt {
-    Pause { step: usize },
-    Stop { step: usize },
+    Pause {
+        step: usize,
+    },
+    Stop {
+        step: usize,
+    },
+    /// Time for a periodic checkpoint; training goes on after it.
+    Checkpoint {
+        step: usize,
+    },
 }
 
 /// Each quantized matrix's latest codes, the warm start of its next quantization.
@@ -42,6 +50,10 @@ pub struct Trainer<'a> {
     /// Training NLL and targets of the current phase (epoch or retraining).
     phase_nll: f64,
     phase_count: usize,
+    /// Training time between periodic checkpoints (none: only at boundaries).
+    pub checkpoint_every: Option<f64>,
+    /// Training seconds since the last checkpoint.
+    pub since_checkpoint: f64,
 }
 
 impl<'a> Trainer<'a> {
@@ -68,6 +80,8 @@ impl<'a> Trainer<'a> {
             seconds: 0.0,
             phase_nll: 0.0,
             phase_count: 0,
+            checkpoint_every: None,
+            since_checkpoint: 0.0,
         }
     }
 
@@ -161,6 +175,7 @@ impl<'a> Trainer<'a> {
             .train_step(&seg, &mut self.state, &opts, &mut self.rng);
         let seconds = start.elapsed().as_secs_f64();
         self.seconds += seconds;
+        self.since_checkpoint += seconds;
         self.done_steps += 1;
         if self.done_steps > 1 {
             self.steady_seconds += seconds; // the first step warms caches and allocators
@@ -201,6 +216,13 @@ impl<'a> Trainer<'a> {
             }
             if control.is_paused() {
                 return Err(Halt::Pause { step });
+            }
+            if step > from
+                && self
+                    .checkpoint_every
+                    .is_some_and(|s| self.since_checkpoint >= s)
+            {
+                return Err(Halt::Checkpoint { step });
             }
             let stats = self.step(lr);
             self.phase_nll += stats.nll_sum;
