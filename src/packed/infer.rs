@@ -27,31 +27,21 @@ pub struct LutMatrix {
 impl LutMatrix {
     pub fn new(b: &BinaryMatrix) -> Self {
         let groups = b.cols.div_ceil(8);
-        let mut planes = vec![0u8; b.rows * b.bits * groups];
-        let mut mask = b.mask.as_ref().map(|_| vec![0u8; b.rows * groups]);
-        for r in 0..b.rows {
-            for c in 0..b.cols {
-                let j = r * b.cols + c;
-                if b.mask.as_ref().is_some_and(|m| !m[j]) {
-                    continue;
-                }
-                if let Some(m) = &mut mask {
-                    m[r * groups + c / 8] |= 1 << (c % 8);
-                }
-                for i in 0..b.bits {
-                    if b.codes[j] >> i & 1 == 1 {
-                        planes[(r * b.bits + i) * groups + c / 8] |= 1 << (c % 8);
-                    }
-                }
+        // Kept entries per row, as a plane of their own (the Σ_kept x term).
+        let mask = b.mask.as_ref().map(|m| {
+            let mut bytes = vec![0u8; b.rows * groups];
+            for (j, _) in m.iter().enumerate().filter(|(_, &k)| k) {
+                bytes[(j / b.cols) * groups + (j % b.cols) / 8] |= 1 << (j % b.cols % 8);
             }
-        }
+            bytes
+        });
         Self {
             rows: b.rows,
             cols: b.cols,
             bits: b.bits,
             groups,
             alphas: b.alphas.clone(),
-            planes,
+            planes: b.planes(),
             mask,
         }
     }

@@ -103,6 +103,27 @@ impl BinaryMatrix {
             .sum()
     }
 
+    /// Sign bit-planes, rows × bits × ceil(cols/8) bytes: bit c % 8 of byte
+    /// c / 8 of plane (r, i) is set when entry (r, c) has +α_i (pruned: 0).
+    pub fn planes(&self) -> Vec<u8> {
+        let groups = self.cols.div_ceil(8);
+        let mut planes = vec![0u8; self.rows * self.bits * groups];
+        for r in 0..self.rows {
+            for c in 0..self.cols {
+                let j = r * self.cols + c;
+                if self.mask.as_ref().is_some_and(|m| !m[j]) {
+                    continue;
+                }
+                for i in 0..self.bits {
+                    if self.codes[j] >> i & 1 == 1 {
+                        planes[(r * self.bits + i) * groups + c / 8] |= 1 << (c % 8);
+                    }
+                }
+            }
+        }
+        planes
+    }
+
     pub fn dequantize(&self) -> Vec<f32> {
         (0..self.rows * self.cols)
             .map(|j| self.value(j / self.cols, j % self.cols))
@@ -283,25 +304,10 @@ impl PackedModel {
                         vec![b.rows, b.bits],
                         b.alphas.clone(),
                     ));
-                    let groups = b.cols.div_ceil(8);
-                    let mut planes = vec![0u8; b.rows * b.bits * groups];
-                    for r in 0..b.rows {
-                        for c in 0..b.cols {
-                            let j = r * b.cols + c;
-                            if b.mask.as_ref().is_some_and(|m| !m[j]) {
-                                continue;
-                            }
-                            for i in 0..b.bits {
-                                if b.codes[j] >> i & 1 == 1 {
-                                    planes[(r * b.bits + i) * groups + c / 8] |= 1 << (c % 8);
-                                }
-                            }
-                        }
-                    }
                     tensors.push(NamedTensor::u8(
                         format!("{}.planes", b.name),
-                        vec![b.rows, b.bits, groups],
-                        planes,
+                        vec![b.rows, b.bits, b.cols.div_ceil(8)],
+                        b.planes(),
                     ));
                     if let Some(m) = &b.mask {
                         tensors.push(NamedTensor::u8(
