@@ -43,7 +43,8 @@ fn screen(state: &State, w: u16, h: u16) -> String {
     mask_timings(&out)
 }
 
-/// Masks `12345 tok/s` and `ETA 1m02s` (the only timing-dependent text).
+/// Masks `12345 tok/s` and `ETA 1m02s` (the only timing-dependent text) and
+/// the length of the rule after them.
 fn mask_timings(s: &str) -> String {
     let mut out = String::new();
     for line in s.lines() {
@@ -56,7 +57,17 @@ fn mask_timings(s: &str) -> String {
                 words[i] = "T".into();
             }
         }
-        out.push_str(&words.join(" "));
+        let mut line = words.join(" ");
+        if line.contains("tok/s") {
+            // the rule that fills the status line is as long as the masked
+            // text left room for, so it varies with the number's width too
+            let kept = line.trim_end_matches('─').trim_end().len();
+            if kept < line.len() {
+                line.truncate(kept);
+                line.push_str(" ─…");
+            }
+        }
+        out.push_str(&line);
         out.push('\n');
     }
     out
