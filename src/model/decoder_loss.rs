@@ -10,62 +10,12 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
+use super::gemm::{matmul, matmul_serial, row_block, View};
 use super::Real;
 use crate::data::IGNORE;
 
 type Mat<E, T = NoneTape> = Tensor<(usize, usize), E, Cpu, T>;
 type Vector<E> = Tensor<(usize,), E, Cpu>;
-
-/// Rows per parallel block: a few blocks per thread for balance.
-fn block_rows(rows: usize) -> usize {
-    rows.div_ceil(rayon::current_num_threads().max(1) * 4)
-        .max(1)
-}
-
-/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`, each operand given by its
-/// row stride and column stride in elements; single-threaded.
-#[allow(clippy::too_many_arguments)]
-fn gemm_block<E: Real>(
-    (m, n, k): (usize, usize, usize),
-    dst: &mut [E],
-    dst_rs: usize,
-    accumulate: bool,
-    lhs: *const E,
-    (lhs_rs, lhs_cs): (usize, usize),
-    rhs: *const E,
-    (rhs_rs, rhs_cs): (usize, usize),
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(dst.len() >= (m - 1) * dst_rs + n);
-    let alpha = if accumulate { E::ONE } else { E::default() };
-    // SAFETY: callers pass pointers to buffers that hold the whole m×k and
-    // k×n operands at the given strides; `dst` is checked above.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
-            accumulate,
-            lhs,
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs,
-            rhs_cs as isize,
-            rhs_rs as isize,
-            alpha,
-            E::ONE,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
-}
 
 /// Softmax of `h · Wᵀ + b` into `probs` (N×V), returning Σ NLL and the number
 /// of real targets. `w` is V×H (one row per word).
@@ -81,21 +31,19 @@ pub fn softmax_nll<E: Real>(
     let n = targets.len();
     debug_assert_eq!(h.len(), n * hidden);
     debug_assert_eq!(probs.len(), n * v);
-    let rows = block_rows(n);
+    let rows = row_block(n);
     let per_block: Vec<(f64, usize)> = probs
         .par_chunks_mut(rows * v)
         .zip(h.par_chunks(rows * hidden))
         .zip(targets.par_chunks(rows))
         .map(|((p, hb), tb)| {
-            gemm_block(
-                (tb.len(), v, hidden),
+            // logits of this block, then its softmax while they are recent
+            matmul_serial(
                 p,
-                v,
+                (tb.len(), v, hidden),
+                View::rows(hb, hidden),
+                View::transposed(w, hidden),
                 false,
-                hb.as_ptr(),
-                (hidden, 1),
-                w.as_ptr(),
-                (1, hidden),
             );
             let mut nll = 0.0;
             let mut count = 0;
@@ -173,7 +121,7 @@ where
             let dlogits = &probs;
 
             let gb = E::grad_slice(grads.get_or_alloc_mut(&b_id)?);
-            let cols = block_rows(v).max(64);
+            let cols = row_block(v).max(64);
             gb.par_chunks_mut(cols).enumerate().for_each(|(ci, out)| {
                 let c0 = ci * cols;
                 for row in dlogits.chunks(v) {
@@ -183,43 +131,24 @@ where
                 }
             });
 
-            // dW (V×H) += dlogitsᵀ (V×N) · h (N×H), blocks of vocabulary rows
+            // dW (V×H) += dlogitsᵀ (V×N) · h (N×H)
             let gw = E::grad_slice(grads.get_or_alloc_mut(&w_id)?);
-            let vrows = block_rows(v);
-            gw.par_chunks_mut(vrows * hidden)
-                .enumerate()
-                .for_each(|(ci, out)| {
-                    let j0 = ci * vrows;
-                    gemm_block(
-                        (out.len() / hidden, hidden, n),
-                        out,
-                        hidden,
-                        true,
-                        dlogits[j0..].as_ptr(),
-                        (1, v),
-                        hv.as_ptr(),
-                        (hidden, 1),
-                    );
-                });
-
-            // dh (N×H) += dlogits (N×V) · W (V×H), blocks of token rows
+            matmul(
+                gw,
+                (v, hidden, n),
+                View::transposed(dlogits, v),
+                View::rows(&hv, hidden),
+                true,
+            );
+            // dh (N×H) += dlogits (N×V) · W (V×H)
             let gh = E::grad_slice(grads.get_or_alloc_mut(&h_id)?);
-            let rows = block_rows(n);
-            gh.par_chunks_mut(rows * hidden)
-                .enumerate()
-                .for_each(|(ci, out)| {
-                    let r0 = ci * rows;
-                    gemm_block(
-                        (out.len() / hidden, hidden, v),
-                        out,
-                        hidden,
-                        true,
-                        dlogits[r0 * v..].as_ptr(),
-                        (v, 1),
-                        wv.as_ptr(),
-                        (hidden, 1),
-                    );
-                });
+            matmul(
+                gh,
+                (n, hidden, v),
+                View::rows(dlogits, v),
+                View::rows(&wv, hidden),
+                true,
+            );
             Ok(())
         });
     }

@@ -4,7 +4,9 @@
 use dfdx::prelude::*;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
+use super::lstm_layer::{self, values};
 use super::{decoder_loss, Real};
 use crate::data::Segment;
 
@@ -91,30 +93,6 @@ pub struct LstmLm<E: Real> {
     /// Pruning masks per parameter, in storage order (true = kept),
     /// re-applied after every optimizer step.
     masks: Vec<Option<Vec<bool>>>,
-}
-
-/// Threads one tape through a chain of ops whose intermediates stay tapeless
-/// (DFDX.md §1): every op is recorded exactly once on the holder's tape.
-struct TapeHolder<T>(Option<T>);
-
-impl<T> TapeHolder<T> {
-    fn with<E: Real, S1: Shape, S2: Shape>(
-        &mut self,
-        x: Tensor<S1, E, Cpu>,
-        f: impl FnOnce(Tensor<S1, E, Cpu, T>) -> Tensor<S2, E, Cpu, T>,
-    ) -> Tensor<S2, E, Cpu>
-    where
-        Cpu: Device<E>,
-        T: Tape<E, Cpu>,
-    {
-        let (y, tape) = f(x.put_tape(self.0.take().expect("tape in holder"))).split_tape();
-        self.0 = Some(tape);
-        y
-    }
-
-    fn take(&mut self) -> T {
-        self.0.take().expect("tape in holder")
-    }
 }
 
 impl<E: Real> LstmLm<E>
@@ -235,36 +213,16 @@ where
         let mut x: Mat<E, T> = self.embedding.clone().put_tape(tape).gather(ids);
         x = self.dropout(x, dropout, rng);
         for (l, layer) in self.layers.iter().enumerate() {
-            let xp = x.matmul(layer.w_ih.clone())
-                + layer
-                    .bias
-                    .clone()
-                    .broadcast_like::<_, Axis<0>>(&(n, 4 * hid));
-            let (xp, tape) = xp.split_tape();
-            let mut tp = TapeHolder(Some(tape));
-            let mut h = state.h[l].clone();
-            let mut c = state.c[l].clone();
-            let mut outs = Vec::with_capacity(steps);
-            for t in 0..steps {
-                // Disjoint slices only: dfdx's slice backward assigns, not adds.
-                let xg = tp.with(xp.clone(), |z| z.slice((t * batch..(t + 1) * batch, ..)));
-                let gates = tp.with(h, |hh| hh.matmul(layer.w_hh.clone()) + xg);
-                let i = tp.with(gates.clone(), |g| g.slice((.., 0..hid)).sigmoid());
-                let f = tp.with(gates.clone(), |g| g.slice((.., hid..2 * hid)).sigmoid());
-                let g = tp.with(gates.clone(), |g| g.slice((.., 2 * hid..3 * hid)).tanh());
-                let o = tp.with(gates, |g| g.slice((.., 3 * hid..4 * hid)).sigmoid());
-                let fc = tp.with(f, |f| f * c);
-                c = tp.with(i, |i| i * g + fc);
-                h = tp.with(c.clone(), |c| c.tanh() * o);
-                outs.push(h.clone());
-            }
-            state.h[l] = h;
-            state.c[l] = c;
-            let mut taped = Vec::with_capacity(steps);
-            let mut outs = outs.into_iter();
-            taped.push(outs.next().expect("steps ≥ 1").put_tape(tp.take()));
-            taped.extend(outs.map(|o| o.put_tape(T::default())));
-            x = taped.stack().reshape_like(&(n, hid));
+            let weights = lstm_layer::Weights {
+                w_ih: &layer.w_ih,
+                w_hh: &layer.w_hh,
+                bias: &layer.bias,
+            };
+            let (h0, c0) = (values(&state.h[l]), values(&state.c[l]));
+            let (out, h, c) = lstm_layer::forward(x, weights, (&h0, &c0), batch);
+            state.h[l] = self.dev.tensor_from_vec(h, (batch, hid));
+            state.c[l] = self.dev.tensor_from_vec(c, (batch, hid));
+            x = out;
             x = self.dropout(x, dropout, rng);
         }
         x
@@ -290,7 +248,8 @@ where
         );
         let mut grads = loss.backward();
         let mut out = Vec::with_capacity(2 + 3 * self.layers.len() + 1);
-        let mut take = |g: &mut <Cpu as Storage<E>>::Vec| out.push(E::grad_slice(g).to_vec());
+        // moved out of dfdx's map, not copied: 80 MB a step at 2×650
+        let mut take = |g: &mut <Cpu as Storage<E>>::Vec| out.push(E::take_grad(g));
         take(grads.get_or_alloc_mut(&self.embedding).expect("cpu alloc"));
         for layer in &self.layers {
             take(grads.get_or_alloc_mut(&layer.w_ih).expect("cpu alloc"));
@@ -316,31 +275,12 @@ where
     ) -> StepStats {
         let (grads, nll_sum, targets) =
             self.gradients(seg, state, opts.loss_scale, opts.dropout, rng);
-        let sq: f64 = grads
-            .iter()
-            .flat_map(|g| g.iter())
-            .map(|&x| x.as_f64() * x.as_f64())
-            .sum();
-        let grad_norm = sq.sqrt();
+        let grad_norm = norm(&grads);
         let factor = match opts.clip {
             Some(clip) if grad_norm > clip => clip / grad_norm,
             _ => 1.0,
         };
-        let step = E::of(opts.lr * factor);
-        let mut buf = Vec::new();
-        let masks = std::mem::take(&mut self.masks);
-        self.for_each_param_mut(
-            |i, data| {
-                for (w, &g) in data.iter_mut().zip(&grads[i]) {
-                    *w -= step * g;
-                }
-                if let Some(mask) = &masks[i] {
-                    zero_pruned(data, mask);
-                }
-            },
-            &mut buf,
-        );
-        self.masks = masks;
+        self.descend(grads, opts.lr * factor);
         StepStats {
             nll_sum,
             targets,
@@ -408,32 +348,31 @@ where
         out
     }
 
-    /// Runs `f` on each parameter's values in storage order, writing back in
-    /// place (the tensor keeps its id).
-    fn for_each_param_mut(&mut self, mut f: impl FnMut(usize, &mut [E]), buf: &mut Vec<E>) {
-        fn visit<S: Shape, E: Real>(
-            t: &mut Tensor<S, E, Cpu>,
-            i: usize,
-            f: &mut impl FnMut(usize, &mut [E]),
-            buf: &mut Vec<E>,
-        ) where
+    /// `w ← w − step · g` for every parameter, in place (each tensor keeps its
+    /// id). Pruned weights get no gradient, so they stay exactly zero.
+    fn descend(&mut self, mut grads: Vec<Vec<E>>, step: f64) {
+        fn visit<S: Shape, E: Real>(t: &mut Tensor<S, E, Cpu>, grad: Vec<E>, step: f64)
+        where
             Cpu: Device<E>,
         {
-            buf.resize(t.shape().num_elements(), E::default());
-            t.copy_into(buf);
-            f(i, buf);
-            t.copy_from(buf);
+            let grad = t.device().tensor_from_vec(grad, *t.shape());
+            t.axpy(1.0, &grad, -step);
         }
-        let mut i = 0;
-        visit(&mut self.embedding, i, &mut f, buf);
+        for (grad, mask) in grads.iter_mut().zip(&self.masks) {
+            if let Some(mask) = mask {
+                zero_pruned(grad, mask);
+            }
+        }
+        let mut grads = grads.into_iter();
+        let mut next = || grads.next().expect("a gradient per parameter");
+        visit(&mut self.embedding, next(), step);
         for layer in &mut self.layers {
-            visit(&mut layer.w_ih, i + 1, &mut f, buf);
-            visit(&mut layer.w_hh, i + 2, &mut f, buf);
-            visit(&mut layer.bias, i + 3, &mut f, buf);
-            i += 3;
+            visit(&mut layer.w_ih, next(), step);
+            visit(&mut layer.w_hh, next(), step);
+            visit(&mut layer.bias, next(), step);
         }
-        visit(&mut self.decoder, i + 1, &mut f, buf);
-        visit(&mut self.decoder_bias, i + 2, &mut f, buf);
+        visit(&mut self.decoder, next(), step);
+        visit(&mut self.decoder_bias, next(), step);
     }
 
     /// Runs `f` on parameter `index`'s values in storage order and writes them
@@ -546,12 +485,32 @@ where
         } else {
             values.to_vec()
         };
+        let mask = self.masks[index].take();
         self.update_param(index, |data| {
             for (d, &s) in data.iter_mut().zip(&stored) {
                 *d = E::of(s as f64);
             }
+            // a pruned weight stays zero whatever is written
+            if let Some(mask) = &mask {
+                zero_pruned(data, mask);
+            }
         });
+        self.masks[index] = mask;
     }
+}
+
+/// The global L2 norm of all gradients, summed in fixed-size chunks so the
+/// result does not depend on the number of threads.
+fn norm<E: Real>(grads: &[Vec<E>]) -> f64 {
+    const CHUNK: usize = 1 << 16;
+    let partial: Vec<f64> = grads
+        .iter()
+        .flat_map(|g| g.chunks(CHUNK))
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|c| c.iter().map(|&x| x.as_f64() * x.as_f64()).sum::<f64>())
+        .collect();
+    partial.iter().sum::<f64>().sqrt()
 }
 
 fn zero_pruned<E: Real>(data: &mut [E], mask: &[bool]) {
@@ -563,7 +522,7 @@ fn zero_pruned<E: Real>(data: &mut [E], mask: &[bool]) {
 }
 
 /// Transposes a `rows × cols` row-major matrix.
-fn transpose<T: Copy + Default>(values: &[T], rows: usize, cols: usize) -> Vec<T> {
+pub(super) fn transpose<T: Copy + Default>(values: &[T], rows: usize, cols: usize) -> Vec<T> {
     let mut out = vec![T::default(); values.len()];
     for r in 0..rows {
         for c in 0..cols {
