@@ -55,11 +55,9 @@ pub fn softmax_nll<E: Real>(
                         max = *x;
                     }
                 }
-                let mut sum = E::default();
-                for x in row.iter_mut() {
-                    *x = (*x - max).exp();
-                    sum += *x;
-                }
+                row.iter_mut().for_each(|x| *x -= max);
+                E::exp_all(row);
+                let sum = row.iter().fold(E::default(), |a, &x| a + x);
                 let inv = E::ONE / sum;
                 if t != IGNORE {
                     nll -= (row[t as usize] * inv).as_f64().ln();

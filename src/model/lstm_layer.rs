@@ -34,10 +34,6 @@ where
     v
 }
 
-fn sigmoid<E: Real>(x: E) -> E {
-    E::ONE / (E::ONE + (E::default() - x).exp())
-}
-
 /// Runs the layer over `x` (time-major rows `t · batch + s`, input columns)
 /// from the state `(h0, c0)` (batch × hidden, row-major). Returns the outputs
 /// (same rows, hidden columns) on `x`'s tape and the final `(h, c)`.
@@ -78,10 +74,13 @@ where
     );
     let mut hs = vec![E::default(); n * hid];
     let mut cs = vec![E::default(); n * hid];
+    // tanh(c), kept for the backward pass
+    let mut tcs = vec![E::default(); n * hid];
     let step = batch * hid;
     for t in 0..steps {
         let (h_done, h_now) = hs.split_at_mut(t * step);
         let (c_done, c_now) = cs.split_at_mut(t * step);
+        let tc_now = &mut tcs[t * step..];
         let h_prev = if t == 0 {
             h0
         } else {
@@ -103,18 +102,25 @@ where
         g.par_chunks_mut(g4)
             .zip(h_now[..step].par_chunks_mut(hid))
             .zip(c_now[..step].par_chunks_mut(hid))
+            .zip(tc_now[..step].par_chunks_mut(hid))
             .zip(c_prev[..step].par_chunks(hid))
-            .for_each(|(((g, h), c), c_prev)| {
-                let (i, rest) = g.split_at_mut(hid);
-                let (f, rest) = rest.split_at_mut(hid);
-                let (gg, o) = rest.split_at_mut(hid);
+            .for_each(|((((g, h), c), tc), c_prev)| {
+                E::sigmoid_all(&mut g[..2 * hid]);
+                E::tanh_all(&mut g[2 * hid..3 * hid]);
+                E::sigmoid_all(&mut g[3 * hid..]);
+                let (i, f, gg, o) = (
+                    &g[..hid],
+                    &g[hid..2 * hid],
+                    &g[2 * hid..3 * hid],
+                    &g[3 * hid..],
+                );
                 for j in 0..hid {
-                    i[j] = sigmoid(i[j]);
-                    f[j] = sigmoid(f[j]);
-                    gg[j] = gg[j].tanh();
-                    o[j] = sigmoid(o[j]);
                     c[j] = f[j] * c_prev[j] + i[j] * gg[j];
-                    h[j] = o[j] * c[j].tanh();
+                }
+                tc.copy_from_slice(c);
+                E::tanh_all(tc);
+                for j in 0..hid {
+                    h[j] = o[j] * tc[j];
                 }
             });
     }
@@ -148,9 +154,9 @@ where
                     .zip(dc_next.par_chunks_mut(hid))
                     .zip(dh_next.par_chunks(hid))
                     .zip(dout[rows.clone()].par_chunks(hid))
-                    .zip(cs[rows.clone()].par_chunks(hid))
+                    .zip(tcs[rows.clone()].par_chunks(hid))
                     .zip(c_prev.par_chunks(hid))
-                    .for_each(|((((((dg, g), dc_next), dh_next), dout), c), c_prev)| {
+                    .for_each(|((((((dg, g), dc_next), dh_next), dout), tc), c_prev)| {
                         let (i, f, gg, o) = (
                             &g[..hid],
                             &g[hid..2 * hid],
@@ -159,9 +165,8 @@ where
                         );
                         for j in 0..hid {
                             let dh = dout[j] + dh_next[j];
-                            let tc = c[j].tanh();
-                            let d_o = dh * tc;
-                            let dc = dh * o[j] * (E::ONE - tc * tc) + dc_next[j];
+                            let d_o = dh * tc[j];
+                            let dc = dh * o[j] * (E::ONE - tc[j] * tc[j]) + dc_next[j];
                             dc_next[j] = dc * f[j];
                             dg[j] = dc * gg[j] * i[j] * (E::ONE - i[j]);
                             dg[hid + j] = dc * c_prev[j] * f[j] * (E::ONE - f[j]);
