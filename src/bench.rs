@@ -21,6 +21,9 @@ pub struct Throughput {
     /// Median over the timed steps.
     pub tokens_per_sec: f64,
     pub step_ms: f64,
+    /// Matrix-product rate implied by the throughput
+    /// ([`training_flops_per_token`]).
+    pub gflops: f64,
 }
 
 /// Times full training steps (forward, backward, clip, SGD) after one warm-up.
@@ -74,5 +77,49 @@ pub fn training_throughput(
         threads: rayon::current_num_threads(),
         tokens_per_sec: n as f64 / median,
         step_ms: median * 1e3,
+        gflops: training_flops_per_token(layers, hidden, vocab) * n as f64 / median / 1e9,
     }
+}
+
+/// The best single-precision GEMM rate the training kernels reach here.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GemmPeak {
+    pub size: usize,
+    pub threads: usize,
+    pub gflops: f64,
+}
+
+/// Times `size`³ products through the same parallel GEMM the training ops
+/// use (best of `repeats`): the ceiling a training step is measured against.
+pub fn gemm_peak(size: usize, repeats: usize) -> GemmPeak {
+    use crate::model::gemm::{matmul, View};
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let a: Vec<f32> = (0..size * size).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let b: Vec<f32> = (0..size * size).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let mut c = vec![0.0f32; size * size];
+    let mut best = f64::INFINITY;
+    for _ in 0..repeats.max(1) + 1 {
+        let start = Instant::now();
+        matmul(
+            &mut c,
+            (size, size, size),
+            View::rows(&a, size),
+            View::rows(&b, size),
+            false,
+        );
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    GemmPeak {
+        size,
+        threads: rayon::current_num_threads(),
+        gflops: 2.0 * (size as f64).powi(3) / best / 1e9,
+    }
+}
+
+/// Floating-point operations per token of a training step (forward, and a
+/// backward pass that costs two forwards): the matrix products only.
+pub fn training_flops_per_token(layers: usize, hidden: usize, vocab: usize) -> f64 {
+    let lstm = 2.0 * 4.0 * hidden as f64 * (2 * hidden) as f64 * layers as f64;
+    let decoder = 2.0 * hidden as f64 * vocab as f64;
+    3.0 * (lstm + decoder)
 }

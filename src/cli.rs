@@ -140,7 +140,7 @@ struct BenchArgs {
     #[arg(long, default_value_t = 5)]
     steps: usize,
     /// Configurations as LAYERSxHIDDEN.
-    #[arg(long, value_delimiter = ',', default_value = "1x200,2x200,2x650")]
+    #[arg(long, value_delimiter = ',', default_value = "1x300,2x200,2x650")]
     sizes: Vec<String>,
     #[arg(long, default_value_t = 10_000)]
     vocab: usize,
@@ -151,6 +151,10 @@ struct BenchArgs {
     /// Print JSON lines instead of a table.
     #[arg(long)]
     json: bool,
+    /// Measure the GEMM rate the training kernels reach (1024³ products)
+    /// instead of training.
+    #[arg(long)]
+    gemm_peak: bool,
 }
 
 /// Runs the program; returns the exit status.
@@ -684,6 +688,18 @@ fn init_log(path: &Path, append: bool) -> Result<()> {
 }
 
 fn bench(args: BenchArgs) -> Result<i32> {
+    if args.gemm_peak {
+        let peak = crate::bench::gemm_peak(1024, 20);
+        if args.json {
+            println!("{}", serde_json::to_string(&peak)?);
+        } else {
+            println!(
+                "single-precision GEMM, {0}×{0}×{0}, {1} threads: {2:.1} GFLOP/s (best of 20)",
+                peak.size, peak.threads, peak.gflops
+            );
+        }
+        return Ok(0);
+    }
     if !args.json {
         println!(
             "training throughput: vocab {}, batch {}, BPTT {}, {} threads, median of {} steps",
@@ -693,7 +709,10 @@ fn bench(args: BenchArgs) -> Result<i32> {
             rayon::current_num_threads(),
             args.steps
         );
-        println!("{:>8} {:>10} {:>10}", "model", "tokens/s", "ms/step");
+        println!(
+            "{:>8} {:>10} {:>10} {:>10}",
+            "model", "tokens/s", "ms/step", "GFLOP/s"
+        );
     }
     for size in &args.sizes {
         let (layers, hidden) = size
@@ -706,7 +725,10 @@ fn bench(args: BenchArgs) -> Result<i32> {
         if args.json {
             println!("{}", serde_json::to_string(&t)?);
         } else {
-            println!("{:>8} {:>10.0} {:>10.1}", size, t.tokens_per_sec, t.step_ms);
+            println!(
+                "{:>8} {:>10.0} {:>10.1} {:>10.1}",
+                size, t.tokens_per_sec, t.step_ms, t.gflops
+            );
         }
     }
     Ok(0)

@@ -263,7 +263,9 @@ fn alternating(w: &[f64], bits: usize, cycles: usize, warm: Option<&[u8]>) -> Ro
             best = candidate;
         }
     };
-    if bits > 1 {
+    // At 2 bits this start is the greedy one again (1-bit alternating is
+    // greedy, plus a greedy bit), so it is only worth fitting from 3 bits.
+    if bits > 2 {
         let mut grown = alternating(w, bits - 1, cycles, None);
         add_greedy_bit(w, &mut grown);
         consider(refine(grown));
@@ -472,9 +474,22 @@ fn assign_codes(w: &[f64], fit: &mut RowFit) {
         .collect();
     levels.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mids: Vec<f64> = levels.windows(2).map(|p| 0.5 * (p[0].0 + p[1].0)).collect();
-    for (j, &x) in w.iter().enumerate() {
-        let slot = mids.partition_point(|&m| m <= x); // ties go up: sign(0) = +1
-        fit.codes[j] = levels[slot].1;
+    // An entry's slot is how many midpoints are ≤ it (ties go up: sign(0) =
+    // +1), counted one midpoint at a time over the whole row: branch-free
+    // passes the compiler vectorizes, unlike a binary search per entry.
+    let slots = &mut fit.codes;
+    slots.fill(0);
+    for &m in &mids {
+        for (slot, &x) in slots.iter_mut().zip(w) {
+            *slot += u8::from(m <= x);
+        }
+    }
+    let mut pattern = [0u8; 16];
+    for (slot, &(_, p)) in levels.iter().enumerate() {
+        pattern[slot] = p;
+    }
+    for code in slots.iter_mut() {
+        *code = pattern[*code as usize];
     }
 }
 

@@ -7,7 +7,7 @@
 //! `f32` rows for the compression work.
 
 mod decoder_loss;
-mod gemm;
+pub(crate) mod gemm;
 mod lstm;
 mod lstm_layer;
 mod real;
