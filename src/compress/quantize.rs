@@ -135,43 +135,49 @@ pub fn quantize_warm(
         alphas: vec![0.0; rows * bits],
         codes: vec![0; rows * cols],
     };
-    // Rows are independent: fit them in parallel, write them in order, so
-    // the result does not depend on the thread count.
-    let fits: Vec<(Vec<usize>, RowFit)> = (0..rows)
-        .into_par_iter()
-        .map(|r| {
+    // Rows are independent: each is fitted and written by one task, so the
+    // result does not depend on the thread count.
+    out.values
+        .par_chunks_mut(cols.max(1))
+        .zip(out.codes.par_chunks_mut(cols.max(1)))
+        .zip(out.alphas.par_chunks_mut(bits))
+        .enumerate()
+        .for_each(|(r, ((values, codes), alphas))| {
             let row = &w[r * cols..(r + 1) * cols];
-            let mut kept = Vec::with_capacity(cols);
-            let mut kept_idx = Vec::with_capacity(cols);
-            for (c, &x) in row.iter().enumerate() {
-                if mask.is_none_or(|m| m[r * cols + c]) {
-                    kept.push(x as f64);
-                    kept_idx.push(c);
-                }
-            }
+            let row_mask = mask.map(|m| &m[r * cols..(r + 1) * cols]);
+            // the kept entries and where they sit (all of them without a mask)
+            let kept_idx: Option<Vec<usize>> =
+                row_mask.map(|m| (0..cols).filter(|&c| m[c]).collect());
+            let kept: Vec<f64> = match &kept_idx {
+                Some(idx) => idx.iter().map(|&c| row[c] as f64).collect(),
+                None => row.iter().map(|&x| x as f64).collect(),
+            };
             let fit = match (warm, method) {
                 (Some(q), Method::Alternating { cycles }) => {
-                    let warm_codes: Vec<u8> =
-                        kept_idx.iter().map(|&c| q.codes[r * cols + c]).collect();
+                    let warm_row = &q.codes[r * cols..(r + 1) * cols];
+                    let warm_codes: Vec<u8> = match &kept_idx {
+                        Some(idx) => idx.iter().map(|&c| warm_row[c]).collect(),
+                        None => warm_row.to_vec(),
+                    };
                     let mut fit = alternating(&kept, bits, cycles, Some(&warm_codes));
                     normalise(&mut fit);
                     fit
                 }
                 _ => quantize_row(&kept, bits, method),
             };
-            (kept_idx, fit)
-        })
-        .collect();
-    for (r, (kept_idx, fit)) in fits.iter().enumerate() {
-        let t = fit.table();
-        for (j, &c) in kept_idx.iter().enumerate() {
-            out.values[r * cols + c] = t[fit.codes[j] as usize] as f32;
-            out.codes[r * cols + c] = fit.codes[j];
-        }
-        for (i, &a) in fit.alphas.iter().enumerate() {
-            out.alphas[r * bits + i] = a as f32;
-        }
-    }
+            let t = fit.table();
+            let mut place = |j: usize, c: usize| {
+                values[c] = t[fit.codes[j] as usize] as f32;
+                codes[c] = fit.codes[j];
+            };
+            match &kept_idx {
+                Some(idx) => idx.iter().enumerate().for_each(|(j, &c)| place(j, c)),
+                None => (0..cols).for_each(|c| place(c, c)),
+            }
+            for (o, &a) in alphas.iter_mut().zip(&fit.alphas) {
+                *o = a as f32;
+            }
+        });
     Ok(out)
 }
 
