@@ -152,3 +152,58 @@ where
     }
     (loss.put_tape(tape), nll, count)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// The op on its own: the gradient of scale · Σ NLL with respect to every
+    /// entry of h, W and b against central differences in f64, with a padded
+    /// target that must contribute nothing.
+    #[test]
+    fn decoder_gradients_match_finite_differences() {
+        let (n, hidden, vocab, scale) = (7, 4, 9, 0.3);
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let mut random =
+            |len: usize| -> Vec<f64> { (0..len).map(|_| rng.gen_range(-1.0..1.0)).collect() };
+        let mut params = [random(n * hidden), random(vocab * hidden), random(vocab)];
+        let mut targets: Vec<u32> = (0..n as u32).map(|i| (i * 5) % vocab as u32).collect();
+        targets[3] = IGNORE;
+        let loss = |p: &[Vec<f64>; 3]| -> f64 {
+            let mut probs = vec![0.0; n * vocab];
+            scale * softmax_nll(&p[0], hidden, &p[1], &p[2], &targets, &mut probs).0
+        };
+        let dev = Cpu::default();
+        let h = dev.tensor_from_vec(params[0].clone(), (n, hidden));
+        let w = dev.tensor_from_vec(params[1].clone(), (vocab, hidden));
+        let b = dev.tensor_from_vec(params[2].clone(), (vocab,));
+        let (l, _, count) = forward(h.leaky_trace(), &w, &b, &targets, scale);
+        assert_eq!(count, n - 1);
+        let grads = l.backward();
+        let analytic = [
+            grads.get(&h).as_vec(),
+            grads.get(&w).as_vec(),
+            grads.get(&b).as_vec(),
+        ];
+        let eps = 1e-6;
+        for (k, name) in ["h", "w", "b"].iter().enumerate() {
+            for i in 0..params[k].len() {
+                params[k][i] += eps;
+                let up = loss(&params);
+                params[k][i] -= 2.0 * eps;
+                let down = loss(&params);
+                params[k][i] += eps;
+                let numeric = (up - down) / (2.0 * eps);
+                let got = analytic[k][i];
+                let err = (numeric - got).abs() / numeric.abs().max(got.abs()).max(1e-3);
+                assert!(err < 1e-6, "{name}[{i}]: analytic {got}, numeric {numeric}");
+            }
+        }
+        // the padded row's h gets no gradient
+        assert!(analytic[0][3 * hidden..4 * hidden]
+            .iter()
+            .all(|&g| g == 0.0));
+    }
+}

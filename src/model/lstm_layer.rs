@@ -228,3 +228,79 @@ where
     }
     (out.put_tape(tape), h_last, c_last)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// The op on its own: the gradient of L = Σ out ⊙ R (random R) with
+    /// respect to every entry of x, W_ih, W_hh and the bias, against central
+    /// differences in f64, from a non-zero carried-in state.
+    #[test]
+    fn layer_gradients_match_finite_differences() {
+        let (batch, steps, input, hid) = (3, 4, 5, 2);
+        let (n, g4) = (batch * steps, 4 * hid);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut random =
+            |len: usize| -> Vec<f64> { (0..len).map(|_| rng.gen_range(-0.8..0.8)).collect() };
+        let mut params = [
+            random(n * input),
+            random(input * g4),
+            random(hid * g4),
+            random(g4),
+        ];
+        let (h0, c0, r) = (random(batch * hid), random(batch * hid), random(n * hid));
+        let dev = Cpu::default();
+        let tensors = |p: &[Vec<f64>; 4]| {
+            (
+                dev.tensor_from_vec(p[0].clone(), (n, input)),
+                dev.tensor_from_vec(p[1].clone(), (input, g4)),
+                dev.tensor_from_vec(p[2].clone(), (hid, g4)),
+                dev.tensor_from_vec(p[3].clone(), (g4,)),
+            )
+        };
+        let loss = |p: &[Vec<f64>; 4]| -> f64 {
+            let (x, w_ih, w_hh, bias) = tensors(p);
+            let weights = Weights {
+                w_ih: &w_ih,
+                w_hh: &w_hh,
+                bias: &bias,
+            };
+            let (out, _, _) = forward(x, weights, (&h0, &c0), batch);
+            out.as_vec().iter().zip(&r).map(|(o, r)| o * r).sum()
+        };
+
+        let (x, w_ih, w_hh, bias) = tensors(&params);
+        let weights = Weights {
+            w_ih: &w_ih,
+            w_hh: &w_hh,
+            bias: &bias,
+        };
+        let (out, _, _) = forward(x.leaky_trace(), weights, (&h0, &c0), batch);
+        let l: Tensor<(), f64, Cpu, _> = (out * dev.tensor_from_vec(r.clone(), (n, hid))).sum();
+        let grads = l.backward();
+        let analytic = [
+            grads.get(&x).as_vec(),
+            grads.get(&w_ih).as_vec(),
+            grads.get(&w_hh).as_vec(),
+            grads.get(&bias).as_vec(),
+        ];
+
+        let eps = 1e-6;
+        for (k, name) in ["x", "w_ih", "w_hh", "bias"].iter().enumerate() {
+            for i in 0..params[k].len() {
+                params[k][i] += eps;
+                let up = loss(&params);
+                params[k][i] -= 2.0 * eps;
+                let down = loss(&params);
+                params[k][i] += eps;
+                let numeric = (up - down) / (2.0 * eps);
+                let got = analytic[k][i];
+                let err = (numeric - got).abs() / numeric.abs().max(got.abs()).max(1e-3);
+                assert!(err < 1e-6, "{name}[{i}]: analytic {got}, numeric {numeric}");
+            }
+        }
+    }
+}
