@@ -10,8 +10,8 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::gemm::{matmul, matmul_serial, row_block, View};
-use super::Real;
+use super::gemm::{add_column_sums, matmul, matmul_serial, row_block, View};
+use super::{values, Real};
 use crate::data::IGNORE;
 
 type Mat<E, T = NoneTape> = Tensor<(usize, usize), E, Cpu, T>;
@@ -91,9 +91,9 @@ where
     let (h, mut tape) = h.split_tape();
     let (n, hidden) = *h.shape();
     let v = w.shape().0;
-    let hv = h.as_vec();
-    let wv = w.as_vec();
-    let bv = b.as_vec();
+    let hv = values(&h);
+    let wv = values(w);
+    let bv = values(b);
     let mut probs = vec![E::default(); n * v];
     let (nll, count) = softmax_nll(&hv, hidden, &wv, &bv, targets, &mut probs);
     let dev = h.device().clone();
@@ -119,15 +119,7 @@ where
             let dlogits = &probs;
 
             let gb = E::grad_slice(grads.get_or_alloc_mut(&b_id)?);
-            let cols = row_block(v).max(64);
-            gb.par_chunks_mut(cols).enumerate().for_each(|(ci, out)| {
-                let c0 = ci * cols;
-                for row in dlogits.chunks(v) {
-                    for (o, &x) in out.iter_mut().zip(&row[c0..]) {
-                        *o += x;
-                    }
-                }
-            });
+            add_column_sums(gb, dlogits);
 
             // dW (V×H) += dlogitsᵀ (V×N) · h (N×H)
             let gw = E::grad_slice(grads.get_or_alloc_mut(&w_id)?);
@@ -187,20 +179,7 @@ mod tests {
             grads.get(&w).as_vec(),
             grads.get(&b).as_vec(),
         ];
-        let eps = 1e-6;
-        for (k, name) in ["h", "w", "b"].iter().enumerate() {
-            for i in 0..params[k].len() {
-                params[k][i] += eps;
-                let up = loss(&params);
-                params[k][i] -= 2.0 * eps;
-                let down = loss(&params);
-                params[k][i] += eps;
-                let numeric = (up - down) / (2.0 * eps);
-                let got = analytic[k][i];
-                let err = (numeric - got).abs() / numeric.abs().max(got.abs()).max(1e-3);
-                assert!(err < 1e-6, "{name}[{i}]: analytic {got}, numeric {numeric}");
-            }
-        }
+        super::super::assert_central_differences(&mut params, ["h", "w", "b"], &analytic, loss);
         // the padded row's h gets no gradient
         assert!(analytic[0][3 * hidden..4 * hidden]
             .iter()

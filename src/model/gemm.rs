@@ -1,8 +1,9 @@
 //! Matrix products for the custom ops, on every core.
 //!
-//! dfdx 0.13 runs its GEMMs through `gemm` 0.15 on one core here; the
-//! `gemm` 0.18 kernels reach 80–90 GFLOP/s per core on this AVX2 machine
-//! against 50 for 0.15 (`iq-tui bench --gemm-peak`). Each product is cut into
+//! dfdx 0.13 runs its GEMMs through `gemm` 0.15; in a scratch benchmark on
+//! this AVX2 machine the `gemm` 0.18 kernels reached 80–90 GFLOP/s on one
+//! core against about 50 for 0.15 (`iq-tui bench --gemm-peak` measures what
+//! this module reaches). Each product is cut into
 //! disjoint blocks of output rows or columns, one single-threaded GEMM per
 //! block: no block shares a reduction, so a result never depends on which
 //! thread ran it.
@@ -90,9 +91,7 @@ pub fn matmul<E: Real>(
     b: View<E>,
     accumulate: bool,
 ) {
-    assert!(dst.len() >= m * n, "output out of bounds");
-    a.check(m, k);
-    b.check(k, n);
+    check(dst, (m, n, k), a, b);
     if m == 0 || n == 0 {
         return;
     }
@@ -136,11 +135,30 @@ pub fn matmul_serial<E: Real>(
     b: View<E>,
     accumulate: bool,
 ) {
+    check(dst, (m, n, k), a, b);
+    // SAFETY: all three operands were checked for an m×n×k product.
+    unsafe { kernel((m, n, k), dst.as_mut_ptr(), n, a, b, accumulate) }
+}
+
+/// Panics unless `dst`, `a` and `b` hold an m×n×k product.
+fn check<E>(dst: &[E], (m, n, k): (usize, usize, usize), a: View<E>, b: View<E>) {
     assert!(dst.len() >= m * n, "output out of bounds");
     a.check(m, k);
     b.check(k, n);
-    // SAFETY: all three operands were checked for an m×n×k product.
-    unsafe { kernel((m, n, k), dst.as_mut_ptr(), n, a, b, accumulate) }
+}
+
+/// `dst[c] += Σ_r rows[r][c]` for row-major `rows` as wide as `dst` (a bias
+/// gradient), in parallel over blocks of columns.
+pub fn add_column_sums<E: Real>(dst: &mut [E], rows: &[E]) {
+    let width = dst.len();
+    let cols = block(width, 64);
+    dst.par_chunks_mut(cols).enumerate().for_each(|(i, out)| {
+        for row in rows.chunks_exact(width) {
+            for (o, &x) in out.iter_mut().zip(&row[i * cols..]) {
+                *o += x;
+            }
+        }
+    });
 }
 
 /// One single-threaded GEMM into `dst` with row stride `dst_rs`.

@@ -6,8 +6,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::lstm_layer::{self, values};
-use super::{decoder_loss, Real};
+use super::{decoder_loss, lstm_layer, values, Real};
 use crate::data::Segment;
 
 type Mat<E, T = NoneTape> = Tensor<(usize, usize), E, Cpu, T>;
@@ -306,10 +305,10 @@ where
         let (n, hidden) = *h.shape();
         let mut probs = vec![E::default(); n * self.dims.vocab];
         decoder_loss::softmax_nll(
-            &h.as_vec(),
+            &values(&h),
             hidden,
-            &self.decoder.as_vec(),
-            &self.decoder_bias.as_vec(),
+            &values(&self.decoder),
+            &values(&self.decoder_bias),
             &seg.targets,
             &mut probs,
         )

@@ -10,8 +10,8 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::gemm::{matmul, View};
-use super::Real;
+use super::gemm::{add_column_sums, matmul, View};
+use super::{values, Real};
 
 type Mat<E, T = NoneTape> = Tensor<(usize, usize), E, Cpu, T>;
 type Vector<E> = Tensor<(usize,), E, Cpu>;
@@ -22,16 +22,6 @@ pub struct Weights<'a, E: Real> {
     pub w_ih: &'a Mat<E>,
     pub w_hh: &'a Mat<E>,
     pub bias: &'a Vector<E>,
-}
-
-/// A tensor's values in storage order.
-pub(super) fn values<S: Shape, E: Real>(t: &Tensor<S, E, Cpu>) -> Vec<E>
-where
-    Cpu: Device<E>,
-{
-    let mut v = vec![E::default(); t.shape().num_elements()];
-    t.copy_into(&mut v);
-    v
 }
 
 /// Runs the layer over `x` (time-major rows `t · batch + s`, input columns)
@@ -208,13 +198,7 @@ where
                 true,
             );
             let gb = E::grad_slice(grads.get_or_alloc_mut(&b_id)?);
-            gb.par_chunks_mut(hid).enumerate().for_each(|(block, out)| {
-                for row in dgates.chunks(g4) {
-                    for (o, &d) in out.iter_mut().zip(&row[block * hid..]) {
-                        *o += d;
-                    }
-                }
-            });
+            add_column_sums(gb, &dgates);
             let gx = E::grad_slice(grads.get_or_alloc_mut(&x_id)?);
             matmul(
                 gx,
@@ -288,19 +272,11 @@ mod tests {
             grads.get(&bias).as_vec(),
         ];
 
-        let eps = 1e-6;
-        for (k, name) in ["x", "w_ih", "w_hh", "bias"].iter().enumerate() {
-            for i in 0..params[k].len() {
-                params[k][i] += eps;
-                let up = loss(&params);
-                params[k][i] -= 2.0 * eps;
-                let down = loss(&params);
-                params[k][i] += eps;
-                let numeric = (up - down) / (2.0 * eps);
-                let got = analytic[k][i];
-                let err = (numeric - got).abs() / numeric.abs().max(got.abs()).max(1e-3);
-                assert!(err < 1e-6, "{name}[{i}]: analytic {got}, numeric {numeric}");
-            }
-        }
+        super::super::assert_central_differences(
+            &mut params,
+            ["x", "w_ih", "w_hh", "bias"],
+            &analytic,
+            loss,
+        );
     }
 }
