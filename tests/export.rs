@@ -4,22 +4,7 @@
 mod common;
 use std::path::Path;
 
-use common::{iq_tui, read_json, text};
-
-fn smoke(out: &Path, extra: &[&str]) {
-    let mut args = vec![
-        "run",
-        "experiments/smoke.ron",
-        "--headless",
-        "--out",
-        out.to_str().unwrap(),
-        "--set",
-        "training.epochs=2",
-    ];
-    args.extend_from_slice(extra);
-    let o = iq_tui(&args);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-}
+use common::{iq_tui, read_json, run_smoke as smoke, text};
 
 fn csv_rows(path: &Path) -> Vec<csv::StringRecord> {
     csv::Reader::from_path(path)

@@ -5,23 +5,12 @@
 mod common;
 use std::path::Path;
 
-use common::{iq_tui, read_json, text};
+use common::{iq_tui, read_json, run_smoke, text};
 
 fn run(out: &Path, extra: &[&str]) -> serde_json::Value {
-    let mut args = vec![
-        "run",
-        "experiments/smoke.ron",
-        "--headless",
-        "--out",
-        out.to_str().unwrap(),
-        "--set",
-        "training.epochs=2",
-        "--set",
-        "quantization.iterations=2",
-    ];
+    let mut args = vec!["--set", "quantization.iterations=2"];
     args.extend_from_slice(extra);
-    let o = iq_tui(&args);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    run_smoke(out, &args);
     read_json(&out.join("summary.json"))
 }
 

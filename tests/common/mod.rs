@@ -13,6 +13,23 @@ pub fn iq_tui(args: &[&str]) -> Output {
         .expect("run iq-tui")
 }
 
+/// A headless run of the smoke experiment for 2 epochs into `out`, plus
+/// `extra` arguments; panics unless it succeeds.
+pub fn run_smoke(out: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "run",
+        "experiments/smoke.ron",
+        "--headless",
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "training.epochs=2",
+    ];
+    args.extend_from_slice(extra);
+    let o = iq_tui(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
