@@ -10,6 +10,10 @@
 # rate each reaches and the best GEMM rate each library reaches on this
 # machine, and the peak resident memory of a 2×650 run.
 #
+# iq-tui runs its products on OpenBLAS when libopenblas.so.0 is installed
+# (Debian/Ubuntu: libopenblas0-pthread), else on the built-in `gemm` crate;
+# IQ_TUI_GEMM=builtin or =openblas forces one, and the table names it.
+#
 # PyTorch is a benchmark dependency only: when missing it is installed from
 # PyPI into a virtual environment (VENV, default target/bench-venv; the PyPI
 # wheel for Linux pulls CUDA libraries too, about 5 GB, though only the CPU is
@@ -17,6 +21,7 @@
 #
 #   scripts/bench-vs-pytorch.sh
 #   SIZES=2x200 ROUNDS=5 STEPS=20 THREADS=2 scripts/bench-vs-pytorch.sh
+#   IQ_TUI_GEMM=builtin scripts/bench-vs-pytorch.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,12 +83,13 @@ def load(name):
         runs.setdefault((r["layers"], r["hidden"]), []).append(r)
     return runs
 iq, torch = load("iq"), load("torch")
-peak_iq = json.load(open(f"{out}/iq-gemm.json"))["gflops"]
+iq_gemm = json.load(open(f"{out}/iq-gemm.json"))
+peak_iq, backend = iq_gemm["gflops"], iq_gemm["backend"]
 peak_torch = json.load(open(f"{out}/torch-gemm.json"))["gflops"]
 def flops(layers, hidden, vocab=10_000):
     # matrix products of a training step per token: 3 × forward
     return 3 * (2 * 4 * hidden * 2 * hidden * layers + 2 * hidden * vocab)
-print(f"GEMM peak, 1024³ single precision: iq-tui (gemm crate) {peak_iq:.0f} GFLOP/s, "
+print(f"GEMM peak, 1024³ single precision: iq-tui ({backend}) {peak_iq:.0f} GFLOP/s, "
       f"PyTorch {peak_torch:.0f} GFLOP/s")
 print(f"{'model':>6} {'MFLOP/tok':>9} {'iq-tui tok/s':>13} {'PyTorch tok/s':>14} {'ratio':>6} "
       f"{'iq-tui GFLOP/s (% peak)':>24} {'PyTorch GFLOP/s (% peak)':>25}")

@@ -18,6 +18,7 @@ pub struct Throughput {
     pub batch: usize,
     pub bptt: usize,
     pub threads: usize,
+    pub backend: crate::model::gemm::Backend,
     /// Median over the timed steps.
     pub tokens_per_sec: f64,
     pub step_ms: f64,
@@ -75,6 +76,7 @@ pub fn training_throughput(
         batch,
         bptt,
         threads: rayon::current_num_threads(),
+        backend: crate::model::gemm::backend(),
         tokens_per_sec: n as f64 / median,
         step_ms: median * 1e3,
         gflops: training_flops_per_token(layers, hidden, vocab) * n as f64 / median / 1e9,
@@ -86,6 +88,7 @@ pub fn training_throughput(
 pub struct GemmPeak {
     pub size: usize,
     pub threads: usize,
+    pub backend: crate::model::gemm::Backend,
     pub gflops: f64,
 }
 
@@ -112,6 +115,7 @@ pub fn gemm_peak(size: usize, repeats: usize) -> GemmPeak {
     GemmPeak {
         size,
         threads: rayon::current_num_threads(),
+        backend: crate::model::gemm::backend(),
         gflops: 2.0 * (size as f64).powi(3) / best / 1e9,
     }
 }

@@ -160,6 +160,10 @@ struct BenchArgs {
 /// Runs the program; returns the exit status.
 pub fn main() -> Result<i32> {
     let cli = Cli::parse();
+    if let Err(e) = crate::model::gemm::select_backend() {
+        eprintln!("error: {e}");
+        return Ok(EXIT_BAD_INPUT);
+    }
     match cli.command {
         Some(Command::Run(args)) => run(args),
         Some(Command::Validate { file, set }) => match load(&file, &set.set) {
@@ -694,19 +698,20 @@ fn bench(args: BenchArgs) -> Result<i32> {
             println!("{}", serde_json::to_string(&peak)?);
         } else {
             println!(
-                "single-precision GEMM, {0}×{0}×{0}, {1} threads: {2:.1} GFLOP/s (best of 20)",
-                peak.size, peak.threads, peak.gflops
+                "single-precision GEMM, {0}×{0}×{0}, {1} threads, {2}: {3:.1} GFLOP/s (best of 20)",
+                peak.size, peak.threads, peak.backend, peak.gflops
             );
         }
         return Ok(0);
     }
     if !args.json {
         println!(
-            "training throughput: vocab {}, batch {}, BPTT {}, {} threads, median of {} steps",
+            "training throughput: vocab {}, batch {}, BPTT {}, {} threads, GEMM {}, median of {} steps",
             args.vocab,
             args.batch,
             args.bptt,
             rayon::current_num_threads(),
+            crate::model::gemm::backend(),
             args.steps
         );
         println!(

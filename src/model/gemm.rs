@@ -1,16 +1,136 @@
 //! Matrix products for the custom ops, on every core.
 //!
-//! dfdx 0.13 runs its GEMMs through `gemm` 0.15; in a scratch benchmark on
-//! this AVX2 machine the `gemm` 0.18 kernels reached 80–90 GFLOP/s on one
-//! core against about 50 for 0.15 (`iq-tui bench --gemm-peak` measures what
-//! this module reaches). Each product is cut into
-//! disjoint blocks of output rows or columns, one single-threaded GEMM per
-//! block: no block shares a reduction, so a result never depends on which
-//! thread ran it.
+//! Each product is cut into disjoint blocks of output rows or columns, one
+//! single-threaded GEMM per block: no block shares a reduction, so a result
+//! never depends on which thread ran it.
+//!
+//! A block runs on one of two [`Backend`]s. The `gemm` crate is built in.
+//! OpenBLAS is used instead when its shared library is installed
+//! (`libopenblas.so.0`, loaded at run time, so nothing is needed to build):
+//! on this project's AVX2 machine its kernels were 12–25 % faster than
+//! `gemm` 0.18 on a training step's shapes (README, "Measured"). dfdx's own
+//! `gemm` 0.15 path ran on one core at about 50 GFLOP/s.
+
+use std::any::TypeId;
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
 use super::Real;
+
+/// The environment variable that picks the backend: `builtin`, `openblas`,
+/// or unset for OpenBLAS when it is installed.
+pub const BACKEND_VAR: &str = "IQ_TUI_GEMM";
+
+/// Which library computes the GEMM blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The `gemm` crate, compiled in.
+    Builtin,
+    /// A system OpenBLAS, loaded at run time and run on one thread per block.
+    OpenBlas,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Builtin => "builtin (gemm crate)",
+            Backend::OpenBlas => "OpenBLAS",
+        })
+    }
+}
+
+/// The backend chosen from [`BACKEND_VAR`] and what is installed; an error
+/// names what was asked for and why it cannot be had.
+pub fn select_backend() -> Result<Backend, String> {
+    match std::env::var(BACKEND_VAR).as_deref() {
+        Err(_) | Ok("") | Ok("auto") => Ok(if openblas().is_ok() {
+            Backend::OpenBlas
+        } else {
+            Backend::Builtin
+        }),
+        Ok("builtin") => Ok(Backend::Builtin),
+        Ok("openblas") => openblas()
+            .map(|_| Backend::OpenBlas)
+            .map_err(|e| format!("{BACKEND_VAR}=openblas, but OpenBLAS cannot be loaded: {e}")),
+        Ok(other) => Err(format!(
+            "{BACKEND_VAR}={other:?} is not a GEMM backend (allowed: builtin, openblas, auto)"
+        )),
+    }
+}
+
+/// The backend every product uses, fixed at first use ([`select_backend`],
+/// falling back to the built-in one; the CLI reports a bad choice first).
+pub fn backend() -> Backend {
+    static CHOSEN: OnceLock<Backend> = OnceLock::new();
+    *CHOSEN.get_or_init(|| select_backend().unwrap_or(Backend::Builtin))
+}
+
+type CblasGemm<E> = unsafe extern "C" fn(
+    i32,
+    i32,
+    i32,
+    i32,
+    i32,
+    i32,
+    E,
+    *const E,
+    i32,
+    *const E,
+    i32,
+    E,
+    *mut E,
+    i32,
+);
+
+/// The two CBLAS entry points the products need.
+struct OpenBlas {
+    sgemm: CblasGemm<f32>,
+    dgemm: CblasGemm<f64>,
+    // Keeps the library mapped for as long as the function pointers live.
+    _library: libloading::Library,
+}
+
+/// OpenBLAS, loaded once, set to one thread per call (this module splits the
+/// work itself, so results stay independent of OpenBLAS's threading).
+fn openblas() -> Result<&'static OpenBlas, String> {
+    static LOADED: OnceLock<Result<OpenBlas, String>> = OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            const NAMES: [&str; 3] = ["libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"];
+            let mut last = String::new();
+            for name in NAMES {
+                // SAFETY: OpenBLAS's initialisers only start its thread pool.
+                match unsafe { libloading::Library::new(name) } {
+                    Ok(library) => {
+                        // SAFETY: the CBLAS and OpenBLAS signatures, as in cblas.h.
+                        return unsafe {
+                            let sgemm = *library
+                                .get::<CblasGemm<f32>>(b"cblas_sgemm\0")
+                                .map_err(|e| format!("{name}: {e}"))?;
+                            let dgemm = *library
+                                .get::<CblasGemm<f64>>(b"cblas_dgemm\0")
+                                .map_err(|e| format!("{name}: {e}"))?;
+                            let threads = library
+                                .get::<unsafe extern "C" fn(i32)>(b"openblas_set_num_threads\0")
+                                .map_err(|e| format!("{name}: {e}"))?;
+                            threads(1);
+                            Ok(OpenBlas {
+                                sgemm,
+                                dgemm,
+                                _library: library,
+                            })
+                        };
+                    }
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            Err(last)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
 
 /// A read-only matrix operand: where element (r, c) lives is
 /// `ptr + r·row_stride + c·col_stride`.
@@ -47,8 +167,41 @@ impl<'a, E> View<'a, E> {
         }
     }
 
+    /// The `rows × cols` operand as CBLAS sees it in a row-major call:
+    /// pointer, transpose flag and leading dimension; `None` where CBLAS
+    /// cannot express the strides (it rejects a leading dimension below the
+    /// stored width, and then computes nothing).
+    fn cblas(self, rows: usize, cols: usize) -> Option<(*const E, i32, usize)> {
+        const NO_TRANS: i32 = 111;
+        const TRANS: i32 = 112;
+        if self.col_stride == 1 && (self.row_stride >= cols || rows == 1) {
+            Some((
+                self.data.as_ptr(),
+                NO_TRANS,
+                self.row_stride.max(cols).max(1),
+            ))
+        } else if self.row_stride == 1 && (self.col_stride >= rows || cols == 1) {
+            Some((self.data.as_ptr(), TRANS, self.col_stride.max(rows).max(1)))
+        } else {
+            None
+        }
+    }
+
+    /// Whether rows are contiguous.
+    pub fn is_row_major(&self) -> bool {
+        self.col_stride == 1
+    }
+
+    /// Element (r, c).
+    pub fn at(&self, r: usize, c: usize) -> E
+    where
+        E: Copy,
+    {
+        self.data[r * self.row_stride + c * self.col_stride]
+    }
+
     /// Panics unless an `rows × cols` matrix fits in the slice.
-    fn check(&self, rows: usize, cols: usize) {
+    pub fn check(&self, rows: usize, cols: usize) {
         if rows > 0 && cols > 0 {
             let last = (rows - 1) * self.row_stride + (cols - 1) * self.col_stride;
             assert!(last < self.data.len(), "operand out of bounds");
@@ -86,6 +239,17 @@ fn block(len: usize, unit: usize) -> usize {
 /// `dst (m×n, row-major) = [dst +] a (m×k) · b (k×n)`.
 pub fn matmul<E: Real>(
     dst: &mut [E],
+    shape: (usize, usize, usize),
+    a: View<E>,
+    b: View<E>,
+    accumulate: bool,
+) {
+    matmul_on(backend(), dst, shape, a, b, accumulate)
+}
+
+fn matmul_on<E: Real>(
+    backend: Backend,
+    dst: &mut [E],
     (m, n, k): (usize, usize, usize),
     a: View<E>,
     b: View<E>,
@@ -105,6 +269,7 @@ pub fn matmul<E: Real>(
                 // SAFETY: `out` holds these rows; operands were checked above.
                 unsafe {
                     kernel(
+                        backend,
                         (out.len() / n, n, k),
                         out.as_mut_ptr(),
                         n,
@@ -121,7 +286,17 @@ pub fn matmul<E: Real>(
             let c0 = i * cols;
             let width = cols.min(n - c0);
             // SAFETY: column blocks are disjoint, all inside `dst` (checked).
-            unsafe { kernel((m, width, k), out.at(c0), n, a, b.offset(0, c0), accumulate) }
+            unsafe {
+                kernel(
+                    backend,
+                    (m, width, k),
+                    out.at(c0),
+                    n,
+                    a,
+                    b.offset(0, c0),
+                    accumulate,
+                )
+            }
         });
     }
 }
@@ -137,7 +312,7 @@ pub fn matmul_serial<E: Real>(
 ) {
     check(dst, (m, n, k), a, b);
     // SAFETY: all three operands were checked for an m×n×k product.
-    unsafe { kernel((m, n, k), dst.as_mut_ptr(), n, a, b, accumulate) }
+    unsafe { kernel(backend(), (m, n, k), dst.as_mut_ptr(), n, a, b, accumulate) }
 }
 
 /// Panics unless `dst`, `a` and `b` hold an m×n×k product.
@@ -167,6 +342,7 @@ pub fn add_column_sums<E: Real>(dst: &mut [E], rows: &[E]) {
 /// `dst` must be valid for an `m × n` matrix at that stride, and the views
 /// must hold `m × k` and `k × n`.
 unsafe fn kernel<E: Real>(
+    backend: Backend,
     (m, n, k): (usize, usize, usize),
     dst: *mut E,
     dst_rs: usize,
@@ -176,6 +352,12 @@ unsafe fn kernel<E: Real>(
 ) {
     if m == 0 || n == 0 {
         return;
+    }
+    if backend == Backend::OpenBlas {
+        if let (Ok(blas), Some(a), Some(b)) = (openblas(), a.cblas(m, k), b.cblas(k, n)) {
+            cblas(blas, (m, n, k), dst, dst_rs, a, b, accumulate);
+            return;
+        }
     }
     let alpha = if accumulate { E::ONE } else { E::default() };
     gemm::gemm(
@@ -201,6 +383,69 @@ unsafe fn kernel<E: Real>(
     )
 }
 
+/// A row-major CBLAS call: C (m×n, leading dimension `dst_rs`) =
+/// A·B [+ C], for the float types CBLAS has.
+///
+/// # Safety
+/// As for [`kernel`].
+unsafe fn cblas<E: Real>(
+    blas: &OpenBlas,
+    (m, n, k): (usize, usize, usize),
+    dst: *mut E,
+    dst_rs: usize,
+    (a, a_trans, lda): (*const E, i32, usize),
+    (b, b_trans, ldb): (*const E, i32, usize),
+    accumulate: bool,
+) {
+    const ROW_MAJOR: i32 = 101;
+    let dims = (
+        m as i32,
+        n as i32,
+        k as i32,
+        lda as i32,
+        ldb as i32,
+        dst_rs as i32,
+    );
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    if TypeId::of::<E>() == TypeId::of::<f32>() {
+        (blas.sgemm)(
+            ROW_MAJOR,
+            a_trans,
+            b_trans,
+            dims.0,
+            dims.1,
+            dims.2,
+            1.0,
+            a.cast(),
+            dims.3,
+            b.cast(),
+            dims.4,
+            beta as f32,
+            dst.cast(),
+            dims.5,
+        )
+    } else if TypeId::of::<E>() == TypeId::of::<f64>() {
+        (blas.dgemm)(
+            ROW_MAJOR,
+            a_trans,
+            b_trans,
+            dims.0,
+            dims.1,
+            dims.2,
+            1.0,
+            a.cast(),
+            dims.3,
+            b.cast(),
+            dims.4,
+            beta,
+            dst.cast(),
+            dims.5,
+        )
+    } else {
+        unreachable!("Real is implemented for f32 and f64 only")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,12 +462,26 @@ mod tests {
     }
 
     /// Row and column splits, transposed operands and accumulation, at sizes
-    /// that leave ragged last blocks.
+    /// that leave ragged last blocks, on every backend this machine has (CI
+    /// installs OpenBLAS so both run there).
     #[test]
     fn every_split_and_layout_matches_the_naive_product() {
+        let mut backends = vec![Backend::Builtin];
+        match openblas() {
+            Ok(_) => backends.push(Backend::OpenBlas),
+            Err(e) => eprintln!("OpenBLAS not tested: {e}"),
+        }
+        for backend in backends {
+            products_match_the_naive_one::<f64>(backend, 1e-12);
+            products_match_the_naive_one::<f32>(backend, 1e-4);
+        }
+    }
+
+    fn products_match_the_naive_one<E: Real>(backend: Backend, tolerance: f64) {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         for (m, n, k) in [
             (1, 1, 1),
+            (1, 9, 4),
             (3, 70, 5),
             (70, 3, 9),
             (300, 41, 7),
@@ -231,20 +490,29 @@ mod tests {
             let a: Vec<f64> = (0..m * k).map(|_| rng.gen_range(-1.0..1.0)).collect();
             let b: Vec<f64> = (0..k * n).map(|_| rng.gen_range(-1.0..1.0)).collect();
             let want = naive(&a, &b, (m, n, k));
-            let mut c = vec![0.0; m * n];
-            matmul(
+            let real = |x: &[f64]| x.iter().map(|&v| E::of(v)).collect::<Vec<E>>();
+            let (ar, br) = (real(&a), real(&b));
+            let close = |x: &[E], y: &[f64]| {
+                x.iter()
+                    .zip(y)
+                    .all(|(p, q)| (p.as_f64() - q).abs() < tolerance)
+            };
+            // NaN in the output must not survive a non-accumulating product
+            let mut c = vec![E::of(f64::NAN); m * n];
+            matmul_on(
+                backend,
                 &mut c,
                 (m, n, k),
-                View::rows(&a, k),
-                View::rows(&b, n),
+                View::rows(&ar, k),
+                View::rows(&br, n),
                 false,
             );
-            let close = |x: &[f64], y: &[f64]| x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-12);
-            assert!(close(&c, &want), "{m}×{n}×{k}");
+            assert!(close(&c, &want), "{backend:?} {m}×{n}×{k}");
             // the same product from stored transposes, accumulated onto itself
-            let at = super::super::lstm::transpose(&a, m, k);
-            let bt = super::super::lstm::transpose(&b, k, n);
-            matmul(
+            let at = real(&super::super::lstm::transpose(&a, m, k));
+            let bt = real(&super::super::lstm::transpose(&b, k, n));
+            matmul_on(
+                backend,
                 &mut c,
                 (m, n, k),
                 View::transposed(&at, m),
@@ -252,7 +520,7 @@ mod tests {
                 true,
             );
             let twice: Vec<f64> = want.iter().map(|x| 2.0 * x).collect();
-            assert!(close(&c, &twice), "{m}×{n}×{k} transposed");
+            assert!(close(&c, &twice), "{backend:?} {m}×{n}×{k} transposed");
         }
     }
 }

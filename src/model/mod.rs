@@ -13,6 +13,7 @@ mod lstm_layer;
 mod real;
 
 pub use lstm::{LstmLm, LstmState, ModelDims, ParamInfo, StepOptions, StepStats};
+pub use gemm::BACKEND_VAR as GEMM_BACKEND_VAR;
 pub use real::Real;
 
 use dfdx::prelude::{Cpu, Device, HasShape, Shape, Tensor};
