@@ -11,6 +11,7 @@ use dfdx::prelude::*;
 use rayon::prelude::*;
 
 use super::gemm::{add_column_sums, matmul, View};
+use super::recurrent_gemm::{matmul_packed, PackedRhs};
 use super::{values, Real};
 
 type Mat<E, T = NoneTape> = Tensor<(usize, usize), E, Cpu, T>;
@@ -67,6 +68,7 @@ where
     // tanh(c), kept for the backward pass
     let mut tcs = vec![E::default(); n * hid];
     let step = batch * hid;
+    let w_hh_packed = PackedRhs::pack(View::rows(&w_hh, g4), hid, g4);
     for t in 0..steps {
         let (h_done, h_now) = hs.split_at_mut(t * step);
         let (c_done, c_now) = cs.split_at_mut(t * step);
@@ -82,13 +84,7 @@ where
             &c_done[(t - 1) * step..]
         };
         let g = &mut gates[t * batch * g4..(t + 1) * batch * g4];
-        matmul(
-            g,
-            (batch, g4, hid),
-            View::rows(h_prev, hid),
-            View::rows(&w_hh, g4),
-            true,
-        );
+        matmul_packed(g, batch, h_prev, &w_hh_packed, true);
         g.par_chunks_mut(g4)
             .zip(h_now[..step].par_chunks_mut(hid))
             .zip(c_now[..step].par_chunks_mut(hid))
@@ -131,6 +127,7 @@ where
             let mut dgates = vec![E::default(); n * g4];
             let mut dh_next = vec![E::default(); step];
             let mut dc_next = vec![E::default(); step];
+            let w_hh_t = PackedRhs::pack(View::transposed(&w_hh, g4), g4, hid);
             for t in (0..steps).rev() {
                 let rows = t * step..(t + 1) * step;
                 let c_prev = if t == 0 {
@@ -165,13 +162,7 @@ where
                         }
                     });
                 // dh for the step before: dgates_t · W_hhᵀ
-                matmul(
-                    &mut dh_next,
-                    (batch, hid, g4),
-                    View::rows(dg, g4),
-                    View::transposed(&w_hh, g4),
-                    false,
-                );
+                matmul_packed(&mut dh_next, batch, dg, &w_hh_t, false);
             }
             // dW_hh += Σ_t h_{t-1}ᵀ · dgates_t, h_{-1} being the carried-in state
             let gw_hh = E::grad_slice(grads.get_or_alloc_mut(&w_hh_id)?);

@@ -11,6 +11,7 @@ pub(crate) mod gemm;
 mod lstm;
 mod lstm_layer;
 mod real;
+mod recurrent_gemm;
 
 pub use lstm::{LstmLm, LstmState, ModelDims, ParamInfo, StepOptions, StepStats};
 pub use gemm::BACKEND_VAR as GEMM_BACKEND_VAR;

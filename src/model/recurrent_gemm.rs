@@ -1,0 +1,286 @@
+//! The per-time-step recurrent products: a few rows (the batch) times a
+//! weight matrix that stays the same for the whole segment.
+//!
+//! A general GEMM repacks the weight on every call, 35 times a segment per
+//! layer and direction, and with batch 20 it spends its time on that copy
+//! and on ragged row blocks (perf on 2×650: OpenBLAS's copy routines were an
+//! eighth of a step). Here the weight is packed once per segment into panels
+//! of [`PANEL`] columns, each stored k-major, and every step streams the
+//! panels through a register-blocked kernel that keeps a few rows × 16
+//! columns of the output in registers. Panels are split over the cores; each
+//! output element is one running sum in k order, so results do not depend on
+//! the split or on thread timing.
+
+use rayon::prelude::*;
+
+use super::gemm::View;
+use super::Real;
+
+/// Output columns per panel: two AVX vectors of f32.
+pub const PANEL: usize = 16;
+
+/// Rows of the output a kernel call keeps in registers.
+pub const ROWS: usize = 5;
+
+/// A `k × n` right operand packed into panels of [`PANEL`] columns, each
+/// panel stored k-major (`PANEL` values per k), the last one zero-padded.
+pub struct PackedRhs<E> {
+    data: Vec<E>,
+    /// Where the 64-byte-aligned panels start in `data`.
+    start: usize,
+    k: usize,
+    n: usize,
+}
+
+impl<E: Real> PackedRhs<E> {
+    /// Packs the `k × n` matrix `b`.
+    pub fn pack(b: View<E>, k: usize, n: usize) -> Self {
+        b.check(k, n);
+        let panels = n.div_ceil(PANEL);
+        let len = panels * k * PANEL;
+        // 64-byte alignment puts every k-row of a panel in one cache line
+        let slack = 64 / std::mem::size_of::<E>();
+        let mut data = vec![E::default(); len + slack];
+        let start = data.as_ptr().align_offset(64).min(slack);
+        data[start..start + len]
+            .par_chunks_mut(k * PANEL)
+            .enumerate()
+            .for_each(|(p, panel)| {
+                let c0 = p * PANEL;
+                let width = PANEL.min(n - c0);
+                // read the source along its contiguous direction
+                if b.is_row_major() {
+                    for (kk, row) in panel.chunks_exact_mut(PANEL).enumerate() {
+                        for (j, x) in row[..width].iter_mut().enumerate() {
+                            *x = b.at(kk, c0 + j);
+                        }
+                    }
+                } else {
+                    for j in 0..width {
+                        for kk in 0..k {
+                            panel[kk * PANEL + j] = b.at(kk, c0 + j);
+                        }
+                    }
+                }
+            });
+        Self { data, start, k, n }
+    }
+
+    fn panel(&self, p: usize) -> &[E] {
+        let len = self.k * PANEL;
+        &self.data[self.start + p * len..self.start + (p + 1) * len]
+    }
+}
+
+/// `dst (m×n, row-major) = [dst +] a (m×k, row-major) · b`, for small `m`.
+pub fn matmul_packed<E: Real>(
+    dst: &mut [E],
+    m: usize,
+    a: &[E],
+    b: &PackedRhs<E>,
+    accumulate: bool,
+) {
+    let (k, n) = (b.k, b.n);
+    assert!(dst.len() >= m * n, "output out of bounds");
+    assert!(a.len() >= m * k, "left operand out of bounds");
+    if m == 0 || n == 0 {
+        return;
+    }
+    let panels = n.div_ceil(PANEL);
+    // a few chunks of panels per thread, for balance
+    let per_chunk = panels
+        .div_ceil(rayon::current_num_threads().max(1) * 2)
+        .max(1);
+    let out = Out(dst.as_mut_ptr());
+    (0..panels.div_ceil(per_chunk))
+        .into_par_iter()
+        .for_each(|chunk| {
+            let mut tile = [[E::default(); PANEL]; ROWS];
+            for p in chunk * per_chunk..((chunk + 1) * per_chunk).min(panels) {
+                let panel = b.panel(p);
+                let c0 = p * PANEL;
+                let width = PANEL.min(n - c0);
+                for r0 in (0..m).step_by(ROWS) {
+                    let rows = ROWS.min(m - r0);
+                    E::panel_product(&a[r0 * k..], k, rows, panel, &mut tile);
+                    for (r, values) in tile[..rows].iter().enumerate() {
+                        // SAFETY: row r0 + r < m and columns c0..c0 + width < n
+                        // lie inside `dst` (checked above); panels are
+                        // disjoint column ranges, so no two chunks write the
+                        // same element.
+                        let row = unsafe {
+                            std::slice::from_raw_parts_mut(out.at((r0 + r) * n + c0), width)
+                        };
+                        if accumulate {
+                            row.iter_mut().zip(values).for_each(|(d, &v)| *d += v);
+                        } else {
+                            row.copy_from_slice(&values[..width]);
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// The output pointer shared by chunks of panels, which write disjoint
+/// columns.
+#[derive(Clone, Copy)]
+struct Out<E>(*mut E);
+// SAFETY: only used for disjoint column ranges (see `matmul_packed`).
+unsafe impl<E> Send for Out<E> {}
+unsafe impl<E> Sync for Out<E> {}
+
+impl<E> Out<E> {
+    /// Through a method, so closures capture the `Send` wrapper, not the field.
+    fn at(self, offset: usize) -> *mut E {
+        // SAFETY: callers stay inside the output (see `matmul_packed`).
+        unsafe { self.0.add(offset) }
+    }
+}
+
+/// `tile[r][j] = Σ_kk a[r·k + kk] · panel[kk·PANEL + j]` for `r < rows`, in
+/// k order: the portable kernel, for f64 and for CPUs without AVX2/FMA.
+pub(super) fn panel_product_portable<E: Real>(
+    a: &[E],
+    k: usize,
+    rows: usize,
+    panel: &[E],
+    tile: &mut crate::model::real::Tile<E>,
+) {
+    for (r, acc) in tile[..rows].iter_mut().enumerate() {
+        *acc = [E::default(); PANEL];
+        let a_row = &a[r * k..(r + 1) * k];
+        for (&x, b_row) in a_row.iter().zip(panel.chunks_exact(PANEL)) {
+            for (s, &y) in acc.iter_mut().zip(b_row) {
+                *s += x * y;
+            }
+        }
+    }
+}
+
+/// The f32 kernel on AVX2 + FMA: `rows` × 16 sums in registers, two panel
+/// loads and one broadcast per row for every k.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn panel_product_f32(
+    a: &[f32],
+    k: usize,
+    rows: usize,
+    panel: &[f32],
+    tile: &mut crate::model::real::Tile<f32>,
+) {
+    use std::sync::OnceLock;
+    static FMA: OnceLock<bool> = OnceLock::new();
+    let fma = *FMA.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    });
+    if !fma {
+        return panel_product_portable(a, k, rows, panel, tile);
+    }
+    assert!(a.len() >= rows * k && panel.len() >= k * PANEL);
+    // SAFETY: the CPU has AVX2 and FMA (checked), and the kernels read
+    // `rows` rows of `k` from `a` and `k` rows of PANEL from `panel`
+    // (asserted above).
+    unsafe {
+        match rows {
+            5 => avx2::rows::<5>(a.as_ptr(), k, panel.as_ptr(), tile),
+            4 => avx2::rows::<4>(a.as_ptr(), k, panel.as_ptr(), tile),
+            3 => avx2::rows::<3>(a.as_ptr(), k, panel.as_ptr(), tile),
+            2 => avx2::rows::<2>(a.as_ptr(), k, panel.as_ptr(), tile),
+            1 => avx2::rows::<1>(a.as_ptr(), k, panel.as_ptr(), tile),
+            _ => unreachable!("at most {ROWS} rows a call"),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::PANEL;
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// AVX2 and FMA must be available; `a` must hold `R` rows of `k`
+    /// floats and `panel` `k` rows of [`PANEL`].
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn rows<const R: usize>(
+        a: *const f32,
+        k: usize,
+        panel: *const f32,
+        tile: &mut crate::model::real::Tile<f32>,
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for kk in 0..k {
+            let b0 = _mm256_loadu_ps(panel.add(kk * PANEL));
+            let b1 = _mm256_loadu_ps(panel.add(kk * PANEL + 8));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = _mm256_broadcast_ss(&*a.add(r * k + kk));
+                acc[0] = _mm256_fmadd_ps(x, b0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(x, b1, acc[1]);
+            }
+        }
+        for (out, acc) in tile.iter_mut().zip(&acc) {
+            _mm256_storeu_ps(out.as_mut_ptr(), acc[0]);
+            _mm256_storeu_ps(out.as_mut_ptr().add(8), acc[1]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn naive(a: &[f64], b: &[f64], (m, n, k): (usize, usize, usize)) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    /// Every row count a kernel call can get, ragged last panels, packed
+    /// from a stored matrix and from a transposed one, overwrite and
+    /// accumulate, in f64 (portable kernel) and f32 (AVX2 where present).
+    #[test]
+    fn packed_products_match_the_naive_one() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for (m, n, k) in [
+            (1, 1, 1),
+            (4, 17, 3),
+            (5, 16, 9),
+            (20, 130, 33),
+            (23, 47, 70),
+        ] {
+            let a: Vec<f64> = (0..m * k).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let b: Vec<f64> = (0..k * n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let want = naive(&a, &b, (m, n, k));
+            check::<f64>(&a, &b, &want, (m, n, k), 1e-12);
+            check::<f32>(&a, &b, &want, (m, n, k), 1e-4);
+        }
+    }
+
+    fn check<E: Real>(
+        a: &[f64],
+        b: &[f64],
+        want: &[f64],
+        (m, n, k): (usize, usize, usize),
+        tolerance: f64,
+    ) {
+        let real = |x: &[f64]| x.iter().map(|&v| E::of(v)).collect::<Vec<E>>();
+        let (a, b) = (real(a), real(b));
+        let close = |x: &[E], scale: f64| {
+            x.iter()
+                .zip(want)
+                .all(|(p, q)| (p.as_f64() - scale * q).abs() < tolerance)
+        };
+        let packed = PackedRhs::pack(View::rows(&b, n), k, n);
+        let mut c = vec![E::of(f64::NAN); m * n];
+        matmul_packed(&mut c, m, &a, &packed, false);
+        assert!(close(&c, 1.0), "{m}×{n}×{k}");
+        let bt = super::super::lstm::transpose(&b, k, n);
+        let packed = PackedRhs::pack(View::transposed(&bt, k), k, n);
+        matmul_packed(&mut c, m, &a, &packed, true);
+        assert!(close(&c, 2.0), "{m}×{n}×{k} from a transpose, accumulated");
+    }
+}
