@@ -362,16 +362,23 @@ where
                 zero_pruned(grad, mask);
             }
         }
+        // one update per tensor, run side by side: dfdx's axpy is a serial loop
         let mut grads = grads.into_iter();
         let mut next = || grads.next().expect("a gradient per parameter");
-        visit(&mut self.embedding, next(), step);
-        for layer in &mut self.layers {
-            visit(&mut layer.w_ih, next(), step);
-            visit(&mut layer.w_hh, next(), step);
-            visit(&mut layer.bias, next(), step);
-        }
-        visit(&mut self.decoder, next(), step);
-        visit(&mut self.decoder_bias, next(), step);
+        rayon::scope(|s| {
+            let (g, embedding) = (next(), &mut self.embedding);
+            s.spawn(move |_| visit(embedding, g, step));
+            for LstmLayer { w_ih, w_hh, bias } in &mut self.layers {
+                let (g_ih, g_hh, g_b) = (next(), next(), next());
+                s.spawn(move |_| visit(w_ih, g_ih, step));
+                s.spawn(move |_| visit(w_hh, g_hh, step));
+                s.spawn(move |_| visit(bias, g_b, step));
+            }
+            let (g, decoder) = (next(), &mut self.decoder);
+            s.spawn(move |_| visit(decoder, g, step));
+            let (g, bias) = (next(), &mut self.decoder_bias);
+            s.spawn(move |_| visit(bias, g, step));
+        });
     }
 
     /// Runs `f` on parameter `index`'s values in storage order and writes them
@@ -507,7 +514,22 @@ fn norm<E: Real>(grads: &[Vec<E>]) -> f64 {
         .flat_map(|g| g.chunks(CHUNK))
         .collect::<Vec<_>>()
         .into_par_iter()
-        .map(|c| c.iter().map(|&x| x.as_f64() * x.as_f64()).sum::<f64>())
+        .map(|c| {
+            // eight running sums, so the adds do not wait on each other
+            let mut lanes = [0.0f64; 8];
+            let mut groups = c.chunks_exact(8);
+            for g in &mut groups {
+                for (s, &x) in lanes.iter_mut().zip(g) {
+                    *s += x.as_f64() * x.as_f64();
+                }
+            }
+            let tail: f64 = groups
+                .remainder()
+                .iter()
+                .map(|&x| x.as_f64() * x.as_f64())
+                .sum();
+            lanes.iter().sum::<f64>() + tail
+        })
         .collect();
     partial.iter().sum::<f64>().sqrt()
 }
