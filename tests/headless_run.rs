@@ -254,3 +254,67 @@ fn missing_ptb_offline_is_bad_input_with_directions() {
         "{err}"
     );
 }
+
+#[test]
+fn an_unusable_gemm_backend_is_bad_input_before_anything_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_iq-tui"))
+        .args(["run", "experiments/smoke.ron", "--headless", "--out"])
+        .arg(&out)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("IQ_TUI_GEMM", "mkl")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("IQ_TUI_GEMM") && err.contains("builtin, openblas"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing is written");
+}
+
+/// The OpenBLAS backend trains the same model as the built-in one: the
+/// backends only add in a different order (skipped where OpenBLAS is not
+/// installed; CI installs it).
+#[test]
+fn both_gemm_backends_train_the_same_model() {
+    let has_openblas = std::process::Command::new(env!("CARGO_BIN_EXE_iq-tui"))
+        .args(["validate", "experiments/smoke.ron"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("IQ_TUI_GEMM", "openblas")
+        .output()
+        .unwrap()
+        .status
+        .success();
+    if !has_openblas {
+        eprintln!("OpenBLAS not installed: backend comparison skipped");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let perplexities = |backend: &str| -> Vec<f64> {
+        let out = tmp.path().join(backend);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_iq-tui"))
+            .args(["run", "experiments/smoke.ron", "--headless", "--out"])
+            .arg(&out)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("IQ_TUI_GEMM", backend)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        let s = read_json(&out.join("summary.json"));
+        // (the one-shot baselines are left out: quantizing a model once
+        // without retraining turns rounding differences into several percent)
+        [&s["fp"], &s["pruned"], &s["final"]]
+            .iter()
+            .map(|r| r["test_ppl"].as_f64().expect("test perplexity"))
+            .collect()
+    };
+    let (builtin, openblas) = (perplexities("builtin"), perplexities("openblas"));
+    eprintln!("builtin {builtin:?}\nopenblas {openblas:?}");
+    assert_eq!(builtin.len(), openblas.len());
+    for (a, b) in builtin.iter().zip(&openblas) {
+        assert!((a / b - 1.0).abs() < 0.05, "{a} vs {b}");
+    }
+}
