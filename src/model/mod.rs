@@ -13,8 +13,8 @@ mod lstm_layer;
 mod real;
 mod recurrent_gemm;
 
-pub use lstm::{LstmLm, LstmState, ModelDims, ParamInfo, StepOptions, StepStats};
 pub use gemm::BACKEND_VAR as GEMM_BACKEND_VAR;
+pub use lstm::{LstmLm, LstmState, ModelDims, ParamInfo, StepOptions, StepStats};
 pub use real::Real;
 
 use dfdx::prelude::{Cpu, Device, HasShape, Shape, Tensor};
