@@ -7,9 +7,11 @@
 //! A block runs on one of two [`Backend`]s. The `gemm` crate is built in.
 //! OpenBLAS is used instead when its shared library is installed
 //! (`libopenblas.so.0`, loaded at run time, so nothing is needed to build):
-//! on this project's AVX2 machine its kernels were 12–25 % faster than
-//! `gemm` 0.18 on a training step's shapes (README, "Measured"). dfdx's own
-//! `gemm` 0.15 path ran on one core at about 50 GFLOP/s.
+//! on this project's AVX2 machine its kernels ran a training step's shapes
+//! 15–25 % faster than `gemm` 0.18 in a scratch benchmark, and whole 2×650
+//! steps 8–18 % faster (README, "Measured"), though the two reach about the
+//! same 1024³ peak. dfdx's own `gemm` 0.15 path ran on one core at about
+//! 50 GFLOP/s.
 
 use std::any::TypeId;
 use std::sync::OnceLock;
