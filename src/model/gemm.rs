@@ -8,8 +8,8 @@
 //! OpenBLAS is used instead when its shared library is installed
 //! (`libopenblas.so.0`, loaded at run time, so nothing is needed to build):
 //! on this project's AVX2 machine its kernels ran a training step's shapes
-//! 15–25 % faster than `gemm` 0.18 in a scratch benchmark, and whole 2×650
-//! steps 8–18 % faster (README, "Measured"), though the two reach about the
+//! 5–26 % faster than `gemm` 0.18 in a scratch benchmark, and whole 2×650
+//! steps 11–18 % faster (README, "Measured"), though the two reach about the
 //! same 1024³ peak. dfdx's own `gemm` 0.15 path ran on one core at about
 //! 50 GFLOP/s.
 
@@ -211,17 +211,18 @@ impl<'a, E> View<'a, E> {
     }
 }
 
-/// The output pointer shared by column blocks, which write disjoint columns.
+/// The output pointer shared by parallel tasks that write disjoint columns
+/// of one output (column blocks here, panels in `recurrent_gemm`).
 #[derive(Clone, Copy)]
-struct Out<E>(*mut E);
-// SAFETY: only used for disjoint column blocks of one output (see `matmul`).
+pub(super) struct Out<E>(pub(super) *mut E);
+// SAFETY: only used for disjoint column ranges of one output.
 unsafe impl<E> Send for Out<E> {}
 unsafe impl<E> Sync for Out<E> {}
 
 impl<E> Out<E> {
     /// Through a method, so closures capture the `Send` wrapper, not the field.
-    fn at(self, offset: usize) -> *mut E {
-        // SAFETY: callers stay inside the output (see `matmul`).
+    pub(super) fn at(self, offset: usize) -> *mut E {
+        // SAFETY: callers stay inside the output they were given.
         unsafe { self.0.add(offset) }
     }
 }
@@ -399,53 +400,65 @@ unsafe fn cblas<E: Real>(
     (m, n, k): (usize, usize, usize),
     dst: *mut E,
     dst_rs: usize,
-    (a, a_trans, lda): (*const E, i32, usize),
-    (b, b_trans, ldb): (*const E, i32, usize),
+    a: (*const E, i32, usize),
+    b: (*const E, i32, usize),
     accumulate: bool,
 ) {
-    const ROW_MAJOR: i32 = 101;
-    let dims = (
-        m as i32,
-        n as i32,
-        k as i32,
-        lda as i32,
-        ldb as i32,
-        dst_rs as i32,
-    );
-    let beta = if accumulate { 1.0 } else { 0.0 };
-    if TypeId::of::<E>() == TypeId::of::<f32>() {
-        (blas.sgemm)(
+    /// The row-major call, whichever float type `T` is.
+    ///
+    /// # Safety
+    /// As for [`kernel`]; `f` must be the CBLAS GEMM for `T`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn call<T: From<u8>>(
+        f: CblasGemm<T>,
+        (m, n, k): (usize, usize, usize),
+        (a, a_trans, lda): (*const T, i32, usize),
+        (b, b_trans, ldb): (*const T, i32, usize),
+        dst: *mut T,
+        dst_rs: usize,
+        accumulate: bool,
+    ) {
+        const ROW_MAJOR: i32 = 101;
+        let beta = T::from(accumulate as u8);
+        f(
             ROW_MAJOR,
             a_trans,
             b_trans,
-            dims.0,
-            dims.1,
-            dims.2,
-            1.0,
-            a.cast(),
-            dims.3,
-            b.cast(),
-            dims.4,
-            beta as f32,
+            m as i32,
+            n as i32,
+            k as i32,
+            T::from(1),
+            a,
+            lda as i32,
+            b,
+            ldb as i32,
+            beta,
+            dst,
+            dst_rs as i32,
+        )
+    }
+    fn cast<E, T>((p, t, ld): (*const E, i32, usize)) -> (*const T, i32, usize) {
+        (p.cast(), t, ld)
+    }
+    if TypeId::of::<E>() == TypeId::of::<f32>() {
+        call::<f32>(
+            blas.sgemm,
+            (m, n, k),
+            cast(a),
+            cast(b),
             dst.cast(),
-            dims.5,
+            dst_rs,
+            accumulate,
         )
     } else if TypeId::of::<E>() == TypeId::of::<f64>() {
-        (blas.dgemm)(
-            ROW_MAJOR,
-            a_trans,
-            b_trans,
-            dims.0,
-            dims.1,
-            dims.2,
-            1.0,
-            a.cast(),
-            dims.3,
-            b.cast(),
-            dims.4,
-            beta,
+        call::<f64>(
+            blas.dgemm,
+            (m, n, k),
+            cast(a),
+            cast(b),
             dst.cast(),
-            dims.5,
+            dst_rs,
+            accumulate,
         )
     } else {
         unreachable!("Real is implemented for f32 and f64 only")
@@ -453,11 +466,16 @@ unsafe fn cblas<E: Real>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
-    fn naive(a: &[f64], b: &[f64], (m, n, k): (usize, usize, usize)) -> Vec<f64> {
+    /// The m×n product of row-major `a` (m×k) and `b` (k×n), by definition.
+    pub(in crate::model) fn naive(
+        a: &[f64],
+        b: &[f64],
+        (m, n, k): (usize, usize, usize),
+    ) -> Vec<f64> {
         let mut c = vec![0.0; m * n];
         for i in 0..m {
             for j in 0..n {

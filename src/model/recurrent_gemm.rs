@@ -3,8 +3,8 @@
 //!
 //! A general GEMM repacks the weight on every call, 35 times a segment per
 //! layer and direction, and with batch 20 it spends its time on that copy
-//! and on ragged row blocks (perf on 2×650: OpenBLAS's copy routines were an
-//! eighth of a step). Here the weight is packed once per segment into panels
+//! and on ragged row blocks (perf on 2×650: OpenBLAS's copy routines were
+//! 15 % of a step). Here the weight is packed once per segment into panels
 //! of [`PANEL`] columns, each stored k-major, and every step streams the
 //! panels through a register-blocked kernel that keeps a few rows × 16
 //! columns of the output in registers. Panels are split over the cores; each
@@ -13,7 +13,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm::View;
+use super::gemm::{Out, View};
 use super::Real;
 
 /// Output columns per panel: two AVX vectors of f32.
@@ -122,22 +122,6 @@ pub fn matmul_packed<E: Real>(
         });
 }
 
-/// The output pointer shared by chunks of panels, which write disjoint
-/// columns.
-#[derive(Clone, Copy)]
-struct Out<E>(*mut E);
-// SAFETY: only used for disjoint column ranges (see `matmul_packed`).
-unsafe impl<E> Send for Out<E> {}
-unsafe impl<E> Sync for Out<E> {}
-
-impl<E> Out<E> {
-    /// Through a method, so closures capture the `Send` wrapper, not the field.
-    fn at(self, offset: usize) -> *mut E {
-        // SAFETY: callers stay inside the output (see `matmul_packed`).
-        unsafe { self.0.add(offset) }
-    }
-}
-
 /// `tile[r][j] = Σ_kk a[r·k + kk] · panel[kk·PANEL + j]` for `r < rows`, in
 /// k order: the portable kernel, for f64 and for CPUs without AVX2/FMA.
 pub(super) fn panel_product_portable<E: Real>(
@@ -226,18 +210,9 @@ mod avx2 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::gemm::tests::naive;
     use super::*;
     use rand::{Rng, SeedableRng};
-
-    fn naive(a: &[f64], b: &[f64], (m, n, k): (usize, usize, usize)) -> Vec<f64> {
-        let mut c = vec![0.0; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
-            }
-        }
-        c
-    }
 
     /// Every row count a kernel call can get, ragged last panels, packed
     /// from a stored matrix and from a transposed one, overwrite and
