@@ -11,7 +11,7 @@
 # machine, and the peak resident memory of a 2×650 run.
 #
 # iq-tui runs its products on OpenBLAS when libopenblas.so.0 is installed
-# (Debian/Ubuntu: libopenblas0-pthread), else on the built-in `gemm` crate;
+# (on Debian: libopenblas0-pthread), else on the built-in `gemm` crate;
 # IQ_TUI_GEMM=builtin or =openblas forces one, and the table names it.
 #
 # PyTorch is a benchmark dependency only: when missing it is installed from
