@@ -39,7 +39,7 @@ fi
 BIN=${IQ_TUI_BIN:-}
 if [ -z "$BIN" ]; then
     cargo build --release --locked --quiet
-    BIN=target/release/iq-tui
+    BIN=${CARGO_TARGET_DIR:-target}/release/iq-tui
 fi
 export RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 
