@@ -87,10 +87,7 @@ fn bench(c: &mut Criterion) {
                 })
             })
             .collect();
-        let bytes: usize = shapes
-            .iter()
-            .map(|(r, c)| r * bits * c.div_ceil(8) + r * bits * 4)
-            .sum();
+        let bytes: usize = packed.iter().map(LutMatrix::bytes).sum();
         eprintln!("{bits}-bit packed weights: {:.2} MB", bytes as f64 / 1e6);
         g.bench_function(format!("packed {bits}-bit"), |b| {
             let (mut y, mut lut) = (vec![0.0f32; VOCAB], Vec::new());

@@ -1,99 +1,238 @@
 //! Inference straight from the bits. A binary-coded matrix times a vector
-//! uses lookup tables (the idea of Samsung's BiQGEMM): for every 8 input
-//! columns the 256 sums of subsets of x are tabulated once per input vector,
-//! after which each row's ±1 plane costs one lookup per 8 columns:
+//! uses lookup tables (the idea of Samsung's BiQGEMM): for every 3 input
+//! columns the 8 sums of subsets of x are tabulated once per input vector,
+//! after which each ±1 plane of a row costs one lookup per 3 columns:
 //! row · x = Σ_i α_i (2 · Σ_{b_i = +1} x − Σ_{kept} x).
+//!
+//! Why 3 columns: 8 table entries are one AVX register, so one `vpermps`
+//! does the lookups of 8 rows at once, with the table in a register rather
+//! than in memory. For that the signs are stored 8 rows interleaved: per
+//! block of 8 rows and group of 3 columns, 24 bits, row by row.
 
 use rayon::prelude::*;
 
 use super::{BinaryMatrix, PackedModel, Param};
 use crate::data::{Segments, IGNORE};
 
-/// A binary matrix laid out for table lookups: byte g of a row's plane i
-/// holds the signs of columns 8g..8g+8.
+/// Columns per table: their signs index 2³ subset sums.
+const SPAN: usize = 3;
+/// Rows per block: one per lane of an AVX register of f32.
+const LANES: usize = 8;
+
+/// A binary matrix laid out for table lookups, 8 rows at a time.
 #[derive(Debug, Clone)]
 pub struct LutMatrix {
     pub rows: usize,
     pub cols: usize,
     bits: usize,
+    /// Column groups: ceil(cols / 3).
     groups: usize,
+    /// Sign planes per block: the k code planes, then the mask if pruned.
+    planes: usize,
+    masked: bool,
+    /// blocks × bits × LANES: α of each row of a block (0 on padding rows).
     alphas: Vec<f32>,
-    /// rows × bits × groups.
-    planes: Vec<u8>,
-    /// rows × groups, when pruned.
-    mask: Option<Vec<u8>>,
+    /// blocks × planes × `stride` bytes. Group g of a plane is the 24 bits
+    /// from byte 3g: bit 3·lane + j set when row `lane` of the block has a
+    /// +1 (or, on the mask plane, is kept) at column 3g + j.
+    signs: Vec<u8>,
 }
 
 impl LutMatrix {
     pub fn new(b: &BinaryMatrix) -> Self {
-        let groups = b.cols.div_ceil(8);
-        // Kept entries per row, as a plane of their own (the Σ_kept x term).
-        let mask = b.mask.as_ref().map(|m| {
-            let mut bytes = vec![0u8; b.rows * groups];
-            for (j, _) in m.iter().enumerate().filter(|(_, &k)| k) {
-                bytes[(j / b.cols) * groups + (j % b.cols) / 8] |= 1 << (j % b.cols % 8);
+        let groups = b.cols.div_ceil(SPAN);
+        let blocks = b.rows.div_ceil(LANES);
+        let masked = b.mask.is_some();
+        let planes = b.bits + masked as usize;
+        let stride = Self::stride(groups);
+        let mut signs = vec![0u8; blocks * planes * stride];
+        let mut alphas = vec![0.0f32; blocks * b.bits * LANES];
+        for r in 0..b.rows {
+            let (block, lane) = (r / LANES, r % LANES);
+            for i in 0..b.bits {
+                alphas[(block * b.bits + i) * LANES + lane] = b.alphas[r * b.bits + i];
             }
-            bytes
-        });
+            for c in 0..b.cols {
+                let j = r * b.cols + c;
+                let kept = b.mask.as_ref().is_none_or(|m| m[j]);
+                let bit = 3 * lane + c % SPAN;
+                let at = SPAN * (c / SPAN) + bit / 8;
+                let mut set = |plane: usize| {
+                    signs[(block * planes + plane) * stride + at] |= 1 << (bit % 8);
+                };
+                if kept {
+                    (0..b.bits)
+                        .filter(|i| b.codes[j] >> i & 1 == 1)
+                        .for_each(&mut set);
+                    if masked {
+                        set(b.bits);
+                    }
+                }
+            }
+        }
         Self {
             rows: b.rows,
             cols: b.cols,
             bits: b.bits,
             groups,
-            alphas: b.alphas.clone(),
-            planes: b.planes(),
-            mask,
+            planes,
+            masked,
+            alphas,
+            signs,
         }
     }
 
-    /// Tabulates the subset sums of `x` (groups × 256).
+    /// Bytes per plane of a block; one spare so the last group also loads
+    /// as a whole u32.
+    fn stride(groups: usize) -> usize {
+        SPAN * groups + 1
+    }
+
+    /// Bytes the kernels read: the signs (and mask) and the coefficients.
+    pub fn bytes(&self) -> usize {
+        self.signs.len() + 4 * self.alphas.len()
+    }
+
+    /// Tabulates the subset sums of `x` (groups × 8).
     pub fn table(&self, x: &[f32], lut: &mut Vec<f32>) {
         lut.clear();
-        lut.resize(self.groups * 256, 0.0);
         for g in 0..self.groups {
-            let t = &mut lut[g * 256..(g + 1) * 256];
-            for m in 1..256usize {
-                let c = 8 * g + m.trailing_zeros() as usize;
-                let xc = if c < self.cols { x[c] } else { 0.0 };
-                t[m] = t[m & (m - 1)] + xc;
-            }
+            let at = |j: usize| x.get(SPAN * g + j).copied().unwrap_or(0.0);
+            let (a, b, c) = (at(0), at(1), at(2));
+            lut.extend_from_slice(&[0.0, a, b, a + b, c, a + c, b + c, a + b + c]);
         }
     }
 
     /// y = W x, with `lut` from [`LutMatrix::table`] of the same x.
     pub fn apply(&self, lut: &[f32], y: &mut [f32]) {
-        let all: f32 = (0..self.groups).map(|g| lut[g * 256 + 255]).sum();
-        // Four independent sums, so the lookups are not one serial chain.
-        let sum = |bytes: &[u8]| -> f32 {
-            let mut acc = [0.0f32; 4];
-            let chunks = bytes.chunks_exact(4);
-            let rest = chunks.remainder();
-            for (q, ch) in chunks.enumerate() {
-                let t = &lut[q * 1024..(q + 1) * 1024];
-                acc[0] += t[ch[0] as usize];
-                acc[1] += t[256 + ch[1] as usize];
-                acc[2] += t[512 + ch[2] as usize];
-                acc[3] += t[768 + ch[3] as usize];
+        assert_eq!(lut.len(), self.groups * LANES, "a table of another x");
+        let all: f32 = lut.chunks_exact(LANES).map(|t| t[LANES - 1]).sum();
+        let stride = Self::stride(self.groups);
+        let block_bytes = self.planes * stride;
+        let mut sums = vec![[0.0f32; LANES]; self.planes];
+        for (block, (signs, alphas)) in self
+            .signs
+            .chunks_exact(block_bytes)
+            .zip(self.alphas.chunks_exact(self.bits * LANES))
+            .enumerate()
+        {
+            block_sums(lut, signs, stride, self.groups, &mut sums);
+            let rows = (self.rows - block * LANES).min(LANES);
+            for lane in 0..rows {
+                let total = if self.masked {
+                    sums[self.bits][lane]
+                } else {
+                    all
+                };
+                y[block * LANES + lane] = (0..self.bits)
+                    .map(|i| alphas[i * LANES + lane] * (2.0 * sums[i][lane] - total))
+                    .sum();
             }
-            let base = bytes.len() - rest.len();
-            for (k, &b) in rest.iter().enumerate() {
-                acc[k] += lut[(base + k) * 256 + b as usize];
-            }
-            (acc[0] + acc[1]) + (acc[2] + acc[3])
-        };
-        for (r, out) in y.iter_mut().enumerate().take(self.rows) {
-            let total = match &self.mask {
-                Some(m) => sum(&m[r * self.groups..(r + 1) * self.groups]),
-                None => all,
-            };
-            let mut acc = 0.0;
-            for i in 0..self.bits {
-                let p = (r * self.bits + i) * self.groups;
-                acc += self.alphas[r * self.bits + i]
-                    * (2.0 * sum(&self.planes[p..p + self.groups]) - total);
-            }
-            *out = acc;
         }
+    }
+}
+
+/// Per plane of one block, the 8 rows' sums of the table entries their
+/// signs select.
+fn block_sums(lut: &[f32], signs: &[u8], stride: usize, groups: usize, out: &mut [[f32; LANES]]) {
+    assert!(lut.len() >= groups * LANES && signs.len() >= out.len() * stride);
+    assert!(stride > SPAN * groups, "every group must load as a u32");
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static AVX2: OnceLock<bool> = OnceLock::new();
+        if *AVX2.get_or_init(|| std::arch::is_x86_feature_detected!("avx2")) {
+            let (l, s) = (lut.as_ptr(), signs.as_ptr());
+            // SAFETY: the CPU has AVX2 (checked); the kernel reads `groups`
+            // tables of 8 floats and, per plane, 4 bytes from 3g < stride - 3
+            // (both asserted above).
+            unsafe {
+                match out.len() {
+                    1 => return avx2::sums::<1, 4>(l, s, stride, groups, out),
+                    2 => return avx2::sums::<2, 4>(l, s, stride, groups, out),
+                    3 => return avx2::sums::<3, 2>(l, s, stride, groups, out),
+                    4 => return avx2::sums::<4, 2>(l, s, stride, groups, out),
+                    5 => return avx2::sums::<5, 2>(l, s, stride, groups, out),
+                    _ => {}
+                }
+            }
+        }
+    }
+    block_sums_portable(lut, signs, stride, groups, out)
+}
+
+fn block_sums_portable(
+    lut: &[f32],
+    signs: &[u8],
+    stride: usize,
+    groups: usize,
+    out: &mut [[f32; LANES]],
+) {
+    for (p, sums) in out.iter_mut().enumerate() {
+        *sums = [0.0; LANES];
+        let plane = &signs[p * stride..(p + 1) * stride];
+        for (g, t) in lut.chunks_exact(LANES).take(groups).enumerate() {
+            let w = u32::from_le_bytes(plane[SPAN * g..SPAN * g + 4].try_into().unwrap());
+            for (lane, s) in sums.iter_mut().enumerate() {
+                *s += t[(w >> (SPAN * lane)) as usize & (LANES - 1)];
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{LANES, SPAN};
+    use std::arch::x86_64::*;
+
+    /// `P` planes, `U` groups in flight (independent sums, so the adds do
+    /// not wait on each other).
+    ///
+    /// # Safety
+    /// AVX2 must be available; `lut` must hold `groups` tables of 8 and
+    /// `signs` `P` planes of `stride` > 3 · groups bytes.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn sums<const P: usize, const U: usize>(
+        lut: *const f32,
+        signs: *const u8,
+        stride: usize,
+        groups: usize,
+        out: &mut [[f32; LANES]],
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); P]; U];
+        let mut g = 0;
+        while g + U <= groups {
+            for (u, acc) in acc.iter_mut().enumerate() {
+                let t = _mm256_loadu_ps(lut.add((g + u) * LANES));
+                for (p, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_add_ps(*a, lookup(t, signs.add(p * stride + SPAN * (g + u))));
+                }
+            }
+            g += U;
+        }
+        for g in g..groups {
+            let t = _mm256_loadu_ps(lut.add(g * LANES));
+            for (p, a) in acc[0].iter_mut().enumerate() {
+                *a = _mm256_add_ps(*a, lookup(t, signs.add(p * stride + SPAN * g)));
+            }
+        }
+        for (p, out) in out.iter_mut().enumerate() {
+            let mut sum = acc[0][p];
+            for acc in &acc[1..] {
+                sum = _mm256_add_ps(sum, acc[p]);
+            }
+            _mm256_storeu_ps(out.as_mut_ptr(), sum);
+        }
+    }
+
+    /// Lane r gets `table[bits 3r..3r+3 of the 4 bytes at signs]`
+    /// (`vpermps` reads only the low 3 bits of each index).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn lookup(table: __m256, signs: *const u8) -> __m256 {
+        let shifts = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
+        let w = _mm256_set1_epi32((signs as *const i32).read_unaligned());
+        _mm256_permutevar8x32_ps(table, _mm256_srlv_epi32(w, shifts))
     }
 }
 
@@ -312,14 +451,22 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
+    /// Every block shape (rows not a multiple of 8, columns not of 3),
+    /// 1–4 bits with and without a mask on the vector kernel, and more
+    /// planes than it takes; the portable kernel on the same layouts.
     #[test]
     fn table_lookups_equal_the_dequantized_product() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         for (rows, cols, bits, pruned) in [
             (7, 13, 1, false),
+            (8, 3, 1, true),
             (5, 64, 2, true),
+            (17, 65, 2, false),
             (3, 3, 4, true),
             (9, 70, 3, false),
+            (9, 70, 3, true),
+            (24, 31, 4, false),
+            (11, 7, 5, true),
         ] {
             let b = BinaryMatrix {
                 name: "w".into(),
@@ -328,14 +475,14 @@ mod tests {
                 bits,
                 alphas: (0..rows * bits).map(|_| rng.gen_range(0.0..1.0)).collect(),
                 codes: (0..rows * cols)
-                    .map(|_| rng.gen_range(0..1u8 << bits))
+                    .map(|_| rng.gen_range(0..1u16 << bits) as u8)
                     .collect(),
                 mask: pruned.then(|| (0..rows * cols).map(|_| rng.gen_bool(0.6)).collect()),
             };
             let x: Vec<f32> = (0..cols).map(|_| rng.gen_range(-1.0..1.0)).collect();
             let w = b.dequantize();
             let lut = LutMatrix::new(&b);
-            let (mut table, mut y) = (Vec::new(), vec![0.0; rows]);
+            let (mut table, mut y) = (Vec::new(), vec![f32::NAN; rows]);
             lut.table(&x, &mut table);
             lut.apply(&table, &mut y);
             for r in 0..rows {
@@ -345,6 +492,16 @@ mod tests {
                     "{rows}x{cols} k={bits} row {r}: {} vs {want}",
                     y[r]
                 );
+            }
+            let stride = LutMatrix::stride(lut.groups);
+            for block in lut.signs.chunks_exact(lut.planes * stride) {
+                let mut fast = vec![[f32::NAN; LANES]; lut.planes];
+                let mut portable = fast.clone();
+                block_sums(&table, block, stride, lut.groups, &mut fast);
+                block_sums_portable(&table, block, stride, lut.groups, &mut portable);
+                for (f, p) in fast.iter().flatten().zip(portable.iter().flatten()) {
+                    assert!((f - p).abs() <= 1e-5 * (1.0 + p.abs()), "{f} vs {p}");
+                }
             }
         }
     }
