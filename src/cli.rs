@@ -455,6 +455,7 @@ fn resume(args: ResumeArgs) -> Result<i32> {
         checkpoint: checkpoint_name,
         position: position.clone(),
         forced,
+        arithmetic: Some(crate::model::Arithmetic::current()),
     });
     run_dir
         .write_json("manifest.json", &manifest)

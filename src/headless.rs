@@ -44,11 +44,17 @@ impl Printer {
                 parameters,
                 steps_per_epoch,
                 epochs,
+                arithmetic,
                 ..
-            } => self.line(format!(
-                "{name}: {}x{} LSTM, vocab {}, {parameters} parameters; {epochs} epochs of {steps_per_epoch} steps on {corpus}",
-                dims.layers, dims.hidden, dims.vocab
-            )),
+            } => {
+                self.line(format!(
+                    "{name}: {}x{} LSTM, vocab {}, {parameters} parameters; {epochs} epochs of {steps_per_epoch} steps on {corpus}",
+                    dims.layers, dims.hidden, dims.vocab
+                ));
+                if let Some(a) = arithmetic {
+                    self.line(format!("arithmetic: {a}"));
+                }
+            }
             Event::EpochStarted { epoch, lr } => {
                 self.last_plain_step = 0;
                 if self.fancy {
@@ -77,8 +83,16 @@ impl Printer {
                     });
                 }
             }
-            Event::Pruned { sparsity, .. } => self.line(format!("pruned: sparsity {:.1} %", sparsity * 100.0)),
-            Event::Quantized { model, quant_loss, packed_bytes, fp32_bytes, .. } => self.line(format!(
+            Event::Pruned { sparsity, .. } => {
+                self.line(format!("pruned: sparsity {:.1} %", sparsity * 100.0))
+            }
+            Event::Quantized {
+                model,
+                quant_loss,
+                packed_bytes,
+                fp32_bytes,
+                ..
+            } => self.line(format!(
                 "{}: quantization loss {quant_loss:.4}, packed {} ({:.1}x smaller than fp32)",
                 tag(model),
                 format_bytes(*packed_bytes),
@@ -135,7 +149,10 @@ impl Printer {
                 ..
             } => {
                 self.finish_bar();
-                self.line(format!("{}: {split} perplexity {ppl:.2} ({tokens} tokens)", tag(model)))
+                self.line(format!(
+                    "{}: {split} perplexity {ppl:.2} ({tokens} tokens)",
+                    tag(model)
+                ))
             }
             Event::Continued { position, .. } => {
                 self.line(format!("resumed from a checkpoint: {position}"))

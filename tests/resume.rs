@@ -390,3 +390,42 @@ fn periodic_checkpoints_bound_what_a_kill_loses() {
     );
     assert_eq!(evaluations(&dir), evaluations(&reference().dir));
 }
+
+/// Another thread count (or GEMM backend) sums in another order, so a
+/// resume on it cannot promise the uninterrupted run's last digits: it
+/// says so in the log, and the manifest records what each part ran on.
+#[test]
+fn a_resume_on_other_arithmetic_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let child = start_with(&dir, &[("RAYON_NUM_THREADS", "2")]);
+    kill_child_when(child, &dir, "KILL", |e| {
+        is(e, "train_progress") && e["phase"] == "pretrain" && e["epoch"] == 2
+    });
+    let o = Command::new(env!("CARGO_BIN_EXE_iq-tui"))
+        .args(["resume", dir.to_str().unwrap(), "--headless"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("IQ_TUI_OFFLINE", "1")
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let warnings: Vec<String> = events(&dir)
+        .iter()
+        .filter(|e| is(e, "log") && e["level"] == "warn")
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|m| m.contains("2 threads") && m.contains("1 thread:")),
+        "{warnings:?}"
+    );
+    let m = read_json(&dir.join("manifest.json"));
+    assert_eq!(m["machine"]["threads"], 2);
+    assert_eq!(m["resumes"][0]["arithmetic"]["threads"], 1);
+    assert_eq!(
+        read_json(&dir.join("summary.json"))["arithmetic"]["threads"],
+        1
+    );
+}

@@ -122,6 +122,9 @@ pub struct State {
     pub warm: Vec<WarmInfo>,
     pub layers: usize,
     pub batch: usize,
+    /// GEMM backend and threads of the process that wrote it.
+    #[serde(default)]
+    pub arithmetic: Option<crate::model::Arithmetic>,
 }
 
 /// A checkpoint read back for resuming.

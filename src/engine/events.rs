@@ -91,6 +91,9 @@ pub enum Event {
         epochs: usize,
         /// Training steps in the whole schedule (pre-training and retraining).
         total_steps: usize,
+        /// GEMM backend and threads (absent in runs from before 0.1's record of it).
+        #[serde(default)]
+        arithmetic: Option<crate::model::Arithmetic>,
     },
     PhaseStarted {
         phase: Phase,

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use crate::data::{Corpus, Segments, Split};
 use crate::experiment::{Experiment, Length, LrPolicy, PruneSchedule, RetrainConfig};
-use crate::model::{LstmLm, ModelDims};
+use crate::model::{Arithmetic, LstmLm, ModelDims};
 use crate::store::checkpoint::{Checkpoints, NamedTensor};
 use crate::store::npy::Matrix;
 use crate::store::weights::{self, Manifest, Weights};
@@ -62,6 +62,9 @@ pub struct Summary {
     pub train_seconds: f64,
     /// Mean training throughput over all steps.
     pub train_tokens_per_sec: f64,
+    /// The GEMM backend and threads that finished the run.
+    #[serde(default)]
+    pub arithmetic: Option<Arithmetic>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -395,6 +398,19 @@ impl Engine<'_, '_> {
         self.trainer.restore(resume).map_err(fail)?;
         self.progress = resume.state.progress.clone();
         self.plateau = resume.state.plateau;
+        let now = Arithmetic::current();
+        if let Some(then) = resume.state.arithmetic.filter(|&then| then != now) {
+            let message = format!(
+                "the checkpoint was written with {then}, this process runs {now}: \
+                 from here on the numbers will differ from an uninterrupted run's \
+                 in the last digits (README, \"One epoch, before and after\")"
+            );
+            tracing::warn!("{message}");
+            self.out.emit(Event::Log {
+                level: LogLevel::Warn,
+                message,
+            });
+        }
         Ok(())
     }
 
@@ -506,6 +522,7 @@ impl Engine<'_, '_> {
             warm,
             layers: self.trainer.model.dims().layers,
             batch,
+            arithmetic: Some(Arithmetic::current()),
         };
         let json = serde_json::to_string(&state).expect("serialisable");
         match store.save(json, tensors) {
@@ -613,6 +630,7 @@ impl Engine<'_, '_> {
                     steps_per_epoch,
                     epochs: t.epochs,
                     total_steps: self.trainer.total_steps,
+                    arithmetic: Some(Arithmetic::current()),
                 });
                 self.out.log(format!(
                     "{}: {} parameters, {} steps per epoch on {}",
@@ -940,6 +958,7 @@ impl Engine<'_, '_> {
             final_model,
             train_seconds: self.trainer.seconds,
             train_tokens_per_sec: self.trainer.tokens as f64 / self.trainer.seconds.max(1e-9),
+            arithmetic: Some(Arithmetic::current()),
         };
         let (valid_ppl, test_ppl) = match (&summary.final_model, &summary.pruned) {
             (Some(f), _) => (f.valid_ppl, f.test_ppl),

@@ -25,7 +25,7 @@ use super::Real;
 pub const BACKEND_VAR: &str = "IQ_TUI_GEMM";
 
 /// Which library computes the GEMM blocks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// The `gemm` crate, compiled in.
@@ -67,6 +67,33 @@ pub fn select_backend() -> Result<Backend, String> {
 pub fn backend() -> Backend {
     static CHOSEN: OnceLock<Backend> = OnceLock::new();
     *CHOSEN.get_or_init(|| select_backend().unwrap_or(Backend::Builtin))
+}
+
+/// What a run's rounding depends on beyond its experiment and seed. Every
+/// product adds in its backend's order, so two backends give different
+/// numbers (and one epoch of SGD carries such differences into the
+/// trajectory: README, "One epoch, before and after"); the thread count
+/// sets the block split. A run records it, and a resume says when it differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Arithmetic {
+    pub gemm: Backend,
+    pub threads: usize,
+}
+
+impl Arithmetic {
+    pub fn current() -> Self {
+        Self {
+            gemm: backend(),
+            threads: rayon::current_num_threads(),
+        }
+    }
+}
+
+impl std::fmt::Display for Arithmetic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = if self.threads == 1 { "" } else { "s" };
+        write!(f, "GEMM {}, {} thread{plural}", self.gemm, self.threads)
+    }
 }
 
 type CblasGemm<E> = unsafe extern "C" fn(

@@ -13,7 +13,7 @@ mod lstm_layer;
 mod real;
 mod recurrent_gemm;
 
-pub use gemm::BACKEND_VAR as GEMM_BACKEND_VAR;
+pub use gemm::{Arithmetic, Backend as GemmBackend, BACKEND_VAR as GEMM_BACKEND_VAR};
 pub use lstm::{LstmLm, LstmState, ModelDims, ParamInfo, StepOptions, StepStats};
 pub use real::Real;
 

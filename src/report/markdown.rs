@@ -83,8 +83,10 @@ pub fn run_report(run: &RunRecords, charts: &[&str]) -> String {
     if let Some(s) = &run.summary {
         let _ = writeln!(
             md,
-            "Training: {:.0} s in training steps, {:.0} tokens/s on average.\n",
-            s.train_seconds, s.train_tokens_per_sec
+            "Training: {:.0} s in training steps, {:.0} tokens/s on average{}.\n",
+            s.train_seconds,
+            s.train_tokens_per_sec,
+            s.arithmetic.map(|a| format!(" ({a})")).unwrap_or_default()
         );
     }
 

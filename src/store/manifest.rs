@@ -29,6 +29,9 @@ pub struct Machine {
     pub logical_cores: usize,
     /// Threads the training kernels use (rayon).
     pub threads: usize,
+    /// The library the products ran on (absent in older runs).
+    #[serde(default)]
+    pub gemm: Option<crate::model::GemmBackend>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +42,9 @@ pub struct ResumeRecord {
     pub position: String,
     /// It continued although experiment.ron had changed (`--force`).
     pub forced: bool,
+    /// The GEMM backend and threads it continued on (absent in older runs).
+    #[serde(default)]
+    pub arithmetic: Option<crate::model::Arithmetic>,
 }
 
 pub fn now() -> String {
@@ -77,6 +83,7 @@ impl Machine {
             cpu,
             logical_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             threads: rayon::current_num_threads(),
+            gemm: Some(crate::model::Arithmetic::current().gemm),
         }
     }
 }
