@@ -3,40 +3,48 @@
 //! The decoder GEMM and the softmax over the vocabulary are most of a
 //! training step (DFDX.md §2). Stock dfdx materialises logits, log-softmax
 //! and their gradients separately and runs its GEMMs on one core here; this
-//! op keeps one N×V buffer (probabilities, then their gradient in place) and
-//! splits every GEMM into disjoint row blocks run in parallel. Blocks never
-//! share a reduction, so results do not depend on thread timing.
+//! op keeps one N×V buffer (unnormalised softmax, then its gradient in
+//! place) and splits every GEMM into disjoint row blocks run in parallel.
+//! Blocks never share a reduction, so results do not depend on thread
+//! timing. The buffer is swept three times a step besides the GEMMs (bias
+//! and max; shift, exp and sum; gradient and bias-gradient sums), each
+//! rounding exactly as the seven separate sweeps before it did.
 
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::gemm::{add_column_sums, matmul, matmul_serial, row_block, View};
+use super::gemm::{column_block, matmul, matmul_serial, row_block, Out, View};
 use super::{values, Real};
 use crate::data::IGNORE;
 
 type Mat<E, T = NoneTape> = Tensor<(usize, usize), E, Cpu, T>;
 type Vector<E> = Tensor<(usize,), E, Cpu>;
 
-/// Softmax of `h · Wᵀ + b` into `probs` (N×V), returning Σ NLL and the number
-/// of real targets. `w` is V×H (one row per word).
+/// The softmax of `h · Wᵀ + b`, unnormalised: `exps` (N×V) gets e^(z − max)
+/// of each row's logits z and `inv` (N) each row's 1 / Σ, so a probability is
+/// `exps · inv`. Returns Σ NLL and the number of real targets. `w` is V×H
+/// (one row per word). Normalising is left to the backward pass, which
+/// touches every entry anyway (and evaluation never needs it).
 pub fn softmax_nll<E: Real>(
     h: &[E],
     hidden: usize,
     w: &[E],
     b: &[E],
     targets: &[u32],
-    probs: &mut [E],
+    exps: &mut [E],
+    inv: &mut [E],
 ) -> (f64, usize) {
     let v = b.len();
     let n = targets.len();
     debug_assert_eq!(h.len(), n * hidden);
-    debug_assert_eq!(probs.len(), n * v);
+    debug_assert_eq!((exps.len(), inv.len()), (n * v, n));
     let rows = row_block(n);
-    let per_block: Vec<(f64, usize)> = probs
+    let per_block: Vec<(f64, usize)> = exps
         .par_chunks_mut(rows * v)
+        .zip(inv.par_chunks_mut(rows))
         .zip(h.par_chunks(rows * hidden))
         .zip(targets.par_chunks(rows))
-        .map(|((p, hb), tb)| {
+        .map(|(((p, inv), hb), tb)| {
             // logits of this block, then its softmax while they are recent
             matmul_serial(
                 p,
@@ -47,7 +55,7 @@ pub fn softmax_nll<E: Real>(
             );
             let mut nll = 0.0;
             let mut count = 0;
-            for (row, &t) in p.chunks_mut(v).zip(tb) {
+            for ((row, &t), inv) in p.chunks_mut(v).zip(tb).zip(inv) {
                 let mut max = E::of(f64::NEG_INFINITY);
                 for (x, &bias) in row.iter_mut().zip(b) {
                     *x += bias;
@@ -55,16 +63,10 @@ pub fn softmax_nll<E: Real>(
                         max = *x;
                     }
                 }
-                row.iter_mut().for_each(|x| *x -= max);
-                E::exp_all(row);
-                let sum = row.iter().fold(E::default(), |a, &x| a + x);
-                let inv = E::ONE / sum;
+                *inv = E::ONE / E::exp_shifted_sum(row, max);
                 if t != IGNORE {
-                    nll -= (row[t as usize] * inv).as_f64().ln();
+                    nll -= (row[t as usize] * *inv).as_f64().ln();
                     count += 1;
-                }
-                for x in row.iter_mut() {
-                    *x *= inv;
                 }
             }
             (nll, count)
@@ -74,6 +76,45 @@ pub fn softmax_nll<E: Real>(
     per_block
         .into_iter()
         .fold((0.0, 0), |(a, c), (x, k)| (a + x, c + k))
+}
+
+/// `exps ← coef · (softmax − onehot(target))` (0 on padded rows) and
+/// `bias_grad += its column sums`, in one pass over blocks of columns; each
+/// column adds its rows in order, so the sums do not depend on the split.
+fn logit_gradients<E: Real>(
+    exps: &mut [E],
+    inv: &[E],
+    targets: &[u32],
+    coef: E,
+    bias_grad: &mut [E],
+) {
+    let v = bias_grad.len();
+    let cols = column_block(v);
+    let out = Out(exps.as_mut_ptr());
+    bias_grad
+        .par_chunks_mut(cols)
+        .enumerate()
+        .for_each(|(i, gb)| {
+            let c0 = i * cols;
+            for (r, (&t, &inv)) in targets.iter().zip(inv).enumerate() {
+                // SAFETY: column blocks are disjoint, and row r's columns
+                // c0..c0 + gb.len() lie inside `exps` (N×V).
+                let row = unsafe { std::slice::from_raw_parts_mut(out.at(r * v + c0), gb.len()) };
+                if t == IGNORE {
+                    row.fill(E::default());
+                } else {
+                    let t = (t as usize).wrapping_sub(c0);
+                    for (c, (x, g)) in row.iter_mut().zip(gb.iter_mut()).enumerate() {
+                        let mut p = *x * inv;
+                        if c == t {
+                            p -= E::ONE;
+                        }
+                        *x = p * coef;
+                        *g += *x;
+                    }
+                }
+            }
+        });
 }
 
 /// The op: returns `scale · Σ NLL` as a scalar on `h`'s tape, and Σ NLL and
@@ -95,7 +136,8 @@ where
     let wv = values(w);
     let bv = values(b);
     let mut probs = vec![E::default(); n * v];
-    let (nll, count) = softmax_nll(&hv, hidden, &wv, &bv, targets, &mut probs);
+    let mut inv = vec![E::default(); n];
+    let (nll, count) = softmax_nll(&hv, hidden, &wv, &bv, targets, &mut probs, &mut inv);
     let dev = h.device().clone();
     let loss = dev.tensor(E::of(scale * nll));
     if T::OWNS_TAPE {
@@ -105,21 +147,9 @@ where
             let upstream = E::grad_slice(grads.get_or_alloc_mut(&loss_id)?)[0];
             let coef = upstream * E::of(scale);
             // d loss / d logits = coef · (softmax − onehot), in place
-            probs
-                .par_chunks_mut(v)
-                .zip(targets.par_iter())
-                .for_each(|(row, &t)| {
-                    if t == IGNORE {
-                        row.fill(E::default());
-                    } else {
-                        row[t as usize] -= E::ONE;
-                        row.iter_mut().for_each(|x| *x *= coef);
-                    }
-                });
-            let dlogits = &probs;
-
             let gb = E::grad_slice(grads.get_or_alloc_mut(&b_id)?);
-            add_column_sums(gb, dlogits);
+            logit_gradients(&mut probs, &inv, &targets, coef, gb);
+            let dlogits = &probs;
 
             // dW (V×H) += dlogitsᵀ (V×N) · h (N×H)
             let gw = E::grad_slice(grads.get_or_alloc_mut(&w_id)?);
@@ -164,8 +194,8 @@ mod tests {
         let mut targets: Vec<u32> = (0..n as u32).map(|i| (i * 5) % vocab as u32).collect();
         targets[3] = IGNORE;
         let loss = |p: &[Vec<f64>; 3]| -> f64 {
-            let mut probs = vec![0.0; n * vocab];
-            scale * softmax_nll(&p[0], hidden, &p[1], &p[2], &targets, &mut probs).0
+            let (mut exps, mut inv) = (vec![0.0; n * vocab], vec![0.0; n]);
+            scale * softmax_nll(&p[0], hidden, &p[1], &p[2], &targets, &mut exps, &mut inv).0
         };
         let dev = Cpu::default();
         let h = dev.tensor_from_vec(params[0].clone(), (n, hidden));
@@ -184,5 +214,39 @@ mod tests {
         assert!(analytic[0][3 * hidden..4 * hidden]
             .iter()
             .all(|&g| g == 0.0));
+    }
+
+    /// The column-blocked gradient pass against the same arithmetic done
+    /// row by row: equal to the last bit, over a vocabulary of several
+    /// blocks with a target in each and a padded row.
+    #[test]
+    fn logit_gradients_equal_a_serial_pass() {
+        let (n, v, coef) = (13, 1000, 0.7f32);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let exps: Vec<f32> = (0..n * v).map(|_| rng.gen_range(0.0..1.0)).collect();
+        let inv: Vec<f32> = (0..n).map(|_| rng.gen_range(0.0..0.01)).collect();
+        let mut targets: Vec<u32> = (0..n as u32).map(|i| (i * 331) % v as u32).collect();
+        targets[4] = IGNORE;
+        let (mut want, mut want_bias) = (exps.clone(), vec![0.5f32; v]);
+        for (r, &t) in targets.iter().enumerate() {
+            let row = &mut want[r * v..(r + 1) * v];
+            for (c, x) in row.iter_mut().enumerate() {
+                *x = if t == IGNORE {
+                    0.0
+                } else {
+                    let p = *x * inv[r];
+                    (if c == t as usize { p - 1.0 } else { p }) * coef
+                };
+                want_bias[c] += *x;
+            }
+        }
+        let (mut got, mut got_bias) = (exps, vec![0.5f32; v]);
+        logit_gradients(&mut got, &inv, &targets, coef, &mut got_bias);
+        assert!(
+            column_block(v) < v,
+            "one block only: the test would not cover the split"
+        );
+        assert_eq!(got, want);
+        assert_eq!(got_bias, want_bias);
     }
 }

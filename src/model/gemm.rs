@@ -270,6 +270,12 @@ fn block(len: usize, unit: usize) -> usize {
     len.div_ceil(blocks).div_ceil(unit).max(1) * unit
 }
 
+/// Columns per block for a column-parallel pass over a row-major matrix
+/// `width` wide (a few blocks per thread, whole cache lines).
+pub fn column_block(width: usize) -> usize {
+    block(width, 64)
+}
+
 /// `dst (m×n, row-major) = [dst +] a (m×k) · b (k×n)`.
 pub fn matmul<E: Real>(
     dst: &mut [E],
@@ -360,7 +366,7 @@ fn check<E>(dst: &[E], (m, n, k): (usize, usize, usize), a: View<E>, b: View<E>)
 /// gradient), in parallel over blocks of columns.
 pub fn add_column_sums<E: Real>(dst: &mut [E], rows: &[E]) {
     let width = dst.len();
-    let cols = block(width, 64);
+    let cols = column_block(width);
     dst.par_chunks_mut(cols).enumerate().for_each(|(i, out)| {
         for row in rows.chunks_exact(width) {
             for (o, &x) in out.iter_mut().zip(&row[i * cols..]) {

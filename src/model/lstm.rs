@@ -303,14 +303,16 @@ where
     ) -> (f64, usize) {
         let h = self.hidden_states(NoneTape, seg, state, dropout, rng);
         let (n, hidden) = *h.shape();
-        let mut probs = vec![E::default(); n * self.dims.vocab];
+        let mut exps = vec![E::default(); n * self.dims.vocab];
+        let mut inv = vec![E::default(); n];
         decoder_loss::softmax_nll(
             &values(&h),
             hidden,
             &values(&self.decoder),
             &values(&self.decoder_bias),
             &seg.targets,
-            &mut probs,
+            &mut exps,
+            &mut inv,
         )
     }
 

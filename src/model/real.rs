@@ -20,6 +20,18 @@ pub trait Real: Dtype + Send + Sync + 'static {
     fn exp_all(xs: &mut [Self]) {
         xs.iter_mut().for_each(|x| *x = x.exp());
     }
+    /// `x ← e^(x − shift)` over a slice, returning the sum of the results
+    /// added left to right: one pass for what is a subtraction pass,
+    /// [`Real::exp_all`] and a sum, rounded exactly as those three would.
+    fn exp_shifted_sum(xs: &mut [Self], shift: Self) -> Self {
+        let mut sum = Self::default();
+        for chunk in xs.chunks_mut(64) {
+            chunk.iter_mut().for_each(|x| *x -= shift);
+            Self::exp_all(chunk);
+            sum = chunk.iter().fold(sum, |a, &x| a + x);
+        }
+        sum
+    }
     /// `x ← 1 / (1 + e⁻ˣ)` over a slice.
     fn sigmoid_all(xs: &mut [Self]) {
         xs.iter_mut()
