@@ -91,7 +91,7 @@ pub enum Event {
         epochs: usize,
         /// Training steps in the whole schedule (pre-training and retraining).
         total_steps: usize,
-        /// GEMM backend and threads (absent in runs from before 0.1's record of it).
+        /// GEMM backend and threads (absent in runs recorded before it was).
         #[serde(default)]
         arithmetic: Option<crate::model::Arithmetic>,
     },

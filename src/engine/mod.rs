@@ -402,8 +402,9 @@ impl Engine<'_, '_> {
         if let Some(then) = resume.state.arithmetic.filter(|&then| then != now) {
             let message = format!(
                 "the checkpoint was written with {then}, this process runs {now}: \
-                 from here on the numbers will differ from an uninterrupted run's \
-                 in the last digits (README, \"One epoch, before and after\")"
+                 from here on the numbers will not match an uninterrupted run's bit \
+                 for bit; the rounding differs, and SGD can carry that further \
+                 (README, \"One epoch, before and after\")"
             );
             tracing::warn!("{message}");
             self.out.emit(Event::Log {
