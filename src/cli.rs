@@ -579,6 +579,9 @@ fn execute(
         }
     }
     let engine_control = control.clone();
+    let summary_dir = RunDir {
+        path: run_dir.path.clone(),
+    };
     let worker = std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || {
@@ -592,7 +595,13 @@ fn execute(
                 vec![&mut event_log as &mut dyn Listener, &mut forward],
                 &engine_control,
             );
-            (outcome, event_log.take_error())
+            // Written as soon as the run ends, not when the dashboard is
+            // left: a terminal closed on a finished run loses nothing.
+            let written = match &outcome {
+                Outcome::Finished(summary) => Some(summary_dir.write_json("summary.json", summary)),
+                _ => None,
+            };
+            (outcome, event_log.take_error(), written)
         })?;
     if headless {
         let mut printer = Printer::new();
@@ -612,7 +621,7 @@ fn execute(
         }
         println!("run directory: {}", run_dir.path.display());
     }
-    let (outcome, log_error) = worker
+    let (outcome, log_error, summary_written) = worker
         .join()
         .map_err(|_| eyre!("the training thread panicked"))?;
     if let Some(e) = log_error {
@@ -624,10 +633,10 @@ fn execute(
         return Ok(1);
     }
     match outcome {
-        Outcome::Finished(summary) => {
-            run_dir
-                .write_json("summary.json", &summary)
-                .wrap_err("cannot write summary.json")?;
+        Outcome::Finished(_) => {
+            if let Some(written) = summary_written {
+                written.wrap_err("cannot write summary.json")?;
+            }
             println!("summary: {}", run_dir.file("summary.json").display());
             Ok(0)
         }

@@ -219,6 +219,16 @@ fn a_run_quit_half_way_resumes_in_the_dashboard() {
     s.keys("BTab"); // the log view
     s.wait_for("resumed from a checkpoint", 30);
     s.wait_for("FINISHED", 240);
+    // On disk while the dashboard still shows the finished run, so closing
+    // the terminal instead of quitting loses nothing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !out.join("summary.json").is_file() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no summary.json while FINISHED is shown"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     s.keys("q");
     s.wait_exit_on_normal_screen();
     assert!(out.join("summary.json").is_file());
