@@ -298,7 +298,9 @@ struct EvalArgs {
     model: PathBuf,
     #[arg(long, value_enum, default_value = "test")]
     split: SplitArg,
-    /// Take the corpus from this experiment's `data` (default: Penn Treebank).
+    /// Take the corpus from this experiment's `data` (default: the
+    /// `experiment.ron` beside MODEL, where `export-model` puts it in a run
+    /// directory; else Penn Treebank).
     #[arg(long)]
     experiment: Option<PathBuf>,
     /// Parallel streams (default: the experiment's eval batch, else 10).
@@ -874,7 +876,17 @@ fn eval(args: EvalArgs) -> Result<i32> {
             return Ok(EXIT_BAD_INPUT);
         }
     };
-    let (source, batch, bptt) = match &args.experiment {
+    let beside = args
+        .model
+        .parent()
+        .map(|dir| dir.join("experiment.ron"))
+        .filter(|file| file.is_file());
+    let experiment = args.experiment.clone().or_else(|| {
+        let file = beside?;
+        println!("corpus and evaluation settings from {}", file.display());
+        Some(file)
+    });
+    let (source, batch, bptt) = match &experiment {
         Some(file) => match load(file, &[]) {
             Ok(e) => ((e.data.clone(), e.seed), e.eval.batch_size, e.training.bptt),
             Err(code) => return Ok(code),

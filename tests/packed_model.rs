@@ -20,7 +20,9 @@ fn header_len(file: &Path) -> u64 {
     16 + u64::from_le_bytes(b[8..16].try_into().unwrap())
 }
 
-fn check(dir: &Path, summary: &serde_json::Value) {
+/// `corpus_from`: an experiment file for `eval --experiment`, or none for
+/// its default, the run directory's own `experiment.ron`.
+fn check(dir: &Path, summary: &serde_json::Value, corpus_from: Option<&str>) {
     let o = iq_tui(&["export-model", dir.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let file = dir.join("model.iqpk");
@@ -45,14 +47,11 @@ fn check(dir: &Path, summary: &serde_json::Value) {
         }
     }
 
-    let o = iq_tui(&[
-        "eval",
-        file.to_str().unwrap(),
-        "--experiment",
-        "experiments/smoke.ron",
-        "--split",
-        "test",
-    ]);
+    let mut args = vec!["eval", file.to_str().unwrap(), "--split", "test"];
+    if let Some(experiment) = corpus_from {
+        args.extend(["--experiment", experiment]);
+    }
+    let o = iq_tui(&args);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let out = text(&o.stdout);
     let ppl: f64 = out
@@ -74,7 +73,7 @@ fn pruned_one_bit_everywhere() {
     let dir = tmp.path().join("run");
     let summary = run(&dir, &[]);
     assert!(summary["final"]["sparsity"].as_f64().unwrap() > 0.1);
-    check(&dir, &summary);
+    check(&dir, &summary, Some("experiments/smoke.ron"));
 }
 
 #[test]
@@ -92,7 +91,7 @@ fn two_bits_on_the_lstm_only() {
             "pruning=None",
         ],
     );
-    check(&dir, &summary);
+    check(&dir, &summary, None);
 }
 
 #[test]
@@ -100,7 +99,7 @@ fn damaged_or_foreign_files_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
     let summary = run(&dir, &["--set", "pruning=None"]);
-    check(&dir, &summary);
+    check(&dir, &summary, Some("experiments/smoke.ron"));
     let file = dir.join("model.iqpk");
     let bytes = std::fs::read(&file).unwrap();
     let cut = tmp.path().join("cut.iqpk");
