@@ -272,6 +272,16 @@ where
         opts: &StepOptions,
         rng: &mut ChaCha8Rng,
     ) -> StepStats {
+        on_pool(|| self.train_step_here(seg, state, opts, rng))
+    }
+
+    fn train_step_here(
+        &mut self,
+        seg: &Segment,
+        state: &mut LstmState<E>,
+        opts: &StepOptions,
+        rng: &mut ChaCha8Rng,
+    ) -> StepStats {
         let (grads, nll_sum, targets) =
             self.gradients(seg, state, opts.loss_scale, opts.dropout, rng);
         let grad_norm = norm(&grads);
@@ -301,19 +311,21 @@ where
         dropout: f64,
         rng: &mut ChaCha8Rng,
     ) -> (f64, usize) {
-        let h = self.hidden_states(NoneTape, seg, state, dropout, rng);
-        let (n, hidden) = *h.shape();
-        let mut exps = vec![E::default(); n * self.dims.vocab];
-        let mut inv = vec![E::default(); n];
-        decoder_loss::softmax_nll(
-            &values(&h),
-            hidden,
-            &values(&self.decoder),
-            &values(&self.decoder_bias),
-            &seg.targets,
-            &mut exps,
-            &mut inv,
-        )
+        on_pool(|| {
+            let h = self.hidden_states(NoneTape, seg, state, dropout, rng);
+            let (n, hidden) = *h.shape();
+            let mut exps = vec![E::default(); n * self.dims.vocab];
+            let mut inv = vec![E::default(); n];
+            decoder_loss::softmax_nll(
+                &values(&h),
+                hidden,
+                &values(&self.decoder),
+                &values(&self.decoder_bias),
+                &seg.targets,
+                &mut exps,
+                &mut inv,
+            )
+        })
     }
 
     /// Adds `delta` to element `offset` (storage order, as in
@@ -509,6 +521,15 @@ where
 
 /// The global L2 norm of all gradients, summed in fixed-size chunks so the
 /// result does not depend on the number of threads.
+/// Runs `f` on a thread of rayon's pool. A step makes a few hundred parallel
+/// calls; made from outside the pool, each one hands the work to the pool and
+/// sleeps until it is done (two wake-ups), while from a pool thread the
+/// caller works on one half itself. Which thread runs a block does not
+/// change what it computes.
+fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
+}
+
 fn norm<E: Real>(grads: &[Vec<E>]) -> f64 {
     const CHUNK: usize = 1 << 16;
     let partial: Vec<f64> = grads
