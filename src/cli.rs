@@ -581,9 +581,7 @@ fn execute(
         }
     }
     let engine_control = control.clone();
-    let summary_dir = RunDir {
-        path: run_dir.path.clone(),
-    };
+    let summary_dir = run_dir.clone();
     let worker = std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || {
@@ -600,8 +598,8 @@ fn execute(
             // Written as soon as the run ends, not when the dashboard is
             // left: a terminal closed on a finished run loses nothing.
             let written = match &outcome {
-                Outcome::Finished(summary) => Some(summary_dir.write_json("summary.json", summary)),
-                _ => None,
+                Outcome::Finished(summary) => summary_dir.write_json("summary.json", summary),
+                _ => Ok(()),
             };
             (outcome, event_log.take_error(), written)
         })?;
@@ -636,9 +634,7 @@ fn execute(
     }
     match outcome {
         Outcome::Finished(_) => {
-            if let Some(written) = summary_written {
-                written.wrap_err("cannot write summary.json")?;
-            }
+            summary_written.wrap_err("cannot write summary.json")?;
             println!("summary: {}", run_dir.file("summary.json").display());
             Ok(0)
         }
@@ -876,15 +872,12 @@ fn eval(args: EvalArgs) -> Result<i32> {
             return Ok(EXIT_BAD_INPUT);
         }
     };
-    let beside = args
-        .model
-        .parent()
-        .map(|dir| dir.join("experiment.ron"))
-        .filter(|file| file.is_file());
     let experiment = args.experiment.clone().or_else(|| {
-        let file = beside?;
-        println!("corpus and evaluation settings from {}", file.display());
-        Some(file)
+        let file = args.model.parent()?.join("experiment.ron");
+        file.is_file().then(|| {
+            println!("corpus and evaluation settings from {}", file.display());
+            file
+        })
     });
     let (source, batch, bptt) = match &experiment {
         Some(file) => match load(file, &[]) {

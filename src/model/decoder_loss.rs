@@ -135,9 +135,9 @@ where
     let hv = values(&h);
     let wv = values(w);
     let bv = values(b);
-    let mut probs = vec![E::default(); n * v];
+    let mut exps = vec![E::default(); n * v];
     let mut inv = vec![E::default(); n];
-    let (nll, count) = softmax_nll(&hv, hidden, &wv, &bv, targets, &mut probs, &mut inv);
+    let (nll, count) = softmax_nll(&hv, hidden, &wv, &bv, targets, &mut exps, &mut inv);
     let dev = h.device().clone();
     let loss = dev.tensor(E::of(scale * nll));
     if T::OWNS_TAPE {
@@ -148,8 +148,8 @@ where
             let coef = upstream * E::of(scale);
             // d loss / d logits = coef · (softmax − onehot), in place
             let gb = E::grad_slice(grads.get_or_alloc_mut(&b_id)?);
-            logit_gradients(&mut probs, &inv, &targets, coef, gb);
-            let dlogits = &probs;
+            logit_gradients(&mut exps, &inv, &targets, coef, gb);
+            let dlogits = &exps;
 
             // dW (V×H) += dlogitsᵀ (V×N) · h (N×H)
             let gw = E::grad_slice(grads.get_or_alloc_mut(&w_id)?);

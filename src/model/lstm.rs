@@ -519,8 +519,6 @@ where
     }
 }
 
-/// The global L2 norm of all gradients, summed in fixed-size chunks so the
-/// result does not depend on the number of threads.
 /// Runs `f` on a thread of rayon's pool. A step makes a few hundred parallel
 /// calls; made from outside the pool, each one hands the work to the pool and
 /// sleeps until it is done (two wake-ups), while from a pool thread the
@@ -530,6 +528,8 @@ fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
 }
 
+/// The global L2 norm of all gradients, summed in fixed-size chunks so the
+/// result does not depend on the number of threads.
 fn norm<E: Real>(grads: &[Vec<E>]) -> f64 {
     const CHUNK: usize = 1 << 16;
     let partial: Vec<f64> = grads

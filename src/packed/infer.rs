@@ -18,6 +18,8 @@ use crate::data::{Segments, IGNORE};
 const SPAN: usize = 3;
 /// Rows per block: one per lane of an AVX register of f32.
 const LANES: usize = 8;
+/// Sign planes at most: 8 code bits (codes are bytes) and a mask.
+const MAX_PLANES: usize = 9;
 
 /// A binary matrix laid out for table lookups, 8 rows at a time.
 #[derive(Debug, Clone)]
@@ -44,6 +46,7 @@ impl LutMatrix {
         let blocks = b.rows.div_ceil(LANES);
         let masked = b.mask.is_some();
         let planes = b.bits + masked as usize;
+        assert!(planes <= MAX_PLANES, "codes are bytes: at most 8 bits");
         let stride = Self::stride(groups);
         let mut signs = vec![0u8; blocks * planes * stride];
         let mut alphas = vec![0.0f32; blocks * b.bits * LANES];
@@ -109,14 +112,15 @@ impl LutMatrix {
         let all: f32 = lut.chunks_exact(LANES).map(|t| t[LANES - 1]).sum();
         let stride = Self::stride(self.groups);
         let block_bytes = self.planes * stride;
-        let mut sums = vec![[0.0f32; LANES]; self.planes];
+        let mut sums = [[0.0f32; LANES]; MAX_PLANES];
+        let sums = &mut sums[..self.planes];
         for (block, (signs, alphas)) in self
             .signs
             .chunks_exact(block_bytes)
             .zip(self.alphas.chunks_exact(self.bits * LANES))
             .enumerate()
         {
-            block_sums(lut, signs, stride, self.groups, &mut sums);
+            block_sums(lut, signs, stride, self.groups, sums);
             let rows = (self.rows - block * LANES).min(LANES);
             for lane in 0..rows {
                 let total = if self.masked {
