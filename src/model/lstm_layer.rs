@@ -2,16 +2,19 @@
 //!
 //! Built from stock dfdx ops, a 35-step segment records a dozen small tensors
 //! per step and runs each recurrent GEMM on one core; here the forward pass is
-//! one input GEMM for all steps plus one recurrent GEMM per step, and the
+//! one input GEMM for all steps plus one recurrent product per step, and the
 //! backward pass keeps only the per-step `dh · W_hhᵀ` inside the time loop:
 //! the weight gradients are two GEMMs over the whole segment afterwards.
+//! Inside the loop each parallel task owns a range of hidden units: it
+//! computes their recurrent products and then their cells (forward) or gate
+//! gradients (backward), so a time step is one parallel region, not two.
 //! Gates are fused in the order i, f, g, o (PyTorch's).
 
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::gemm::{add_column_sums, matmul, View};
-use super::recurrent_gemm::{matmul_packed, PackedRhs};
+use super::gemm::{add_column_sums, matmul, Out, View};
+use super::recurrent_gemm::{chunk_panels, panel_chunks, panels_product, PackedRhs, PANEL};
 use super::{values, Real};
 
 type Mat<E, T = NoneTape> = Tensor<(usize, usize), E, Cpu, T>;
@@ -68,11 +71,16 @@ where
     // tanh(c), kept for the backward pass
     let mut tcs = vec![E::default(); n * hid];
     let step = batch * hid;
-    let w_hh_packed = PackedRhs::pack(View::rows(&w_hh, g4), hid, g4);
+    // W_hh one gate at a time (columns q·hid.. of the stored matrix), so
+    // that a task owns all four gates of its units and finishes their cells
+    // without waiting for the other tasks: one parallel region a time step
+    let w_hh_gates: Vec<PackedRhs<E>> = (0..4)
+        .map(|q| PackedRhs::pack(View::rows(&w_hh[q * hid..], g4), hid, hid))
+        .collect();
+    let chunks = panel_chunks(hid).1;
     for t in 0..steps {
         let (h_done, h_now) = hs.split_at_mut(t * step);
         let (c_done, c_now) = cs.split_at_mut(t * step);
-        let tc_now = &mut tcs[t * step..];
         let h_prev = if t == 0 {
             h0
         } else {
@@ -83,32 +91,56 @@ where
         } else {
             &c_done[(t - 1) * step..]
         };
-        let g = &mut gates[t * batch * g4..(t + 1) * batch * g4];
-        matmul_packed(g, batch, h_prev, &w_hh_packed, true);
-        g.par_chunks_mut(g4)
-            .zip(h_now[..step].par_chunks_mut(hid))
-            .zip(c_now[..step].par_chunks_mut(hid))
-            .zip(tc_now[..step].par_chunks_mut(hid))
-            .zip(c_prev[..step].par_chunks(hid))
-            .for_each(|((((g, h), c), tc), c_prev)| {
-                E::sigmoid_all(&mut g[..2 * hid]);
-                E::tanh_all(&mut g[2 * hid..3 * hid]);
-                E::sigmoid_all(&mut g[3 * hid..]);
-                let (i, f, gg, o) = (
-                    &g[..hid],
-                    &g[hid..2 * hid],
-                    &g[2 * hid..3 * hid],
-                    &g[3 * hid..],
+        let g = Out(gates[t * batch * g4..(t + 1) * batch * g4].as_mut_ptr());
+        let (h_out, c_out) = (Out(h_now.as_mut_ptr()), Out(c_now.as_mut_ptr()));
+        let tc_out = Out(tcs[t * step..].as_mut_ptr());
+        (0..chunks).into_par_iter().for_each(|chunk| {
+            let panels = chunk_panels(hid, chunk);
+            let units = (panels.start * PANEL).min(hid)..(panels.end * PANEL).min(hid);
+            for (q, w) in w_hh_gates.iter().enumerate() {
+                // SAFETY: gate q's columns of this step's batch × g4 gate
+                // rows; tasks own disjoint units, so disjoint columns.
+                unsafe {
+                    panels_product(
+                        Out(g.at(q * hid)),
+                        g4,
+                        batch,
+                        h_prev,
+                        w,
+                        panels.clone(),
+                        true,
+                    )
+                };
+            }
+            // SAFETY (every `own`): this task's units of one row of a
+            // batch-row output (gates: g4 wide; h, c, tanh c: hid wide);
+            // no other task touches them.
+            let own = |out: Out<E>, at: usize| unsafe {
+                std::slice::from_raw_parts_mut(out.at(at + units.start), units.len())
+            };
+            for r in 0..batch {
+                let gate = |q: usize| own(g, r * g4 + q * hid);
+                let (i, f, gg, o) = (gate(0), gate(1), gate(2), gate(3));
+                E::sigmoid_all(i);
+                E::sigmoid_all(f);
+                E::tanh_all(gg);
+                E::sigmoid_all(o);
+                let (c, tc, h) = (
+                    own(c_out, r * hid),
+                    own(tc_out, r * hid),
+                    own(h_out, r * hid),
                 );
-                for j in 0..hid {
+                let c_prev = &c_prev[r * hid + units.start..];
+                for j in 0..units.len() {
                     c[j] = f[j] * c_prev[j] + i[j] * gg[j];
                 }
                 tc.copy_from_slice(c);
                 E::tanh_all(tc);
-                for j in 0..hid {
+                for j in 0..units.len() {
                     h[j] = o[j] * tc[j];
                 }
-            });
+            }
+        });
     }
     let h_last = hs[(steps - 1) * step..].to_vec();
     let c_last = cs[(steps - 1) * step..].to_vec();
@@ -128,6 +160,9 @@ where
             let mut dh_next = vec![E::default(); step];
             let mut dc_next = vec![E::default(); step];
             let w_hh_t = PackedRhs::pack(View::transposed(&w_hh, g4), g4, hid);
+            // step t's task for some units first finishes dh for those units
+            // (dgates_{t+1} · W_hhᵀ, its columns only), then their gate
+            // gradients: one parallel region a time step
             for t in (0..steps).rev() {
                 let rows = t * step..(t + 1) * step;
                 let c_prev = if t == 0 {
@@ -135,34 +170,51 @@ where
                 } else {
                     &cs[rows.start - step..rows.start]
                 };
-                let dg = &mut dgates[t * batch * g4..(t + 1) * batch * g4];
-                dg.par_chunks_mut(g4)
-                    .zip(gates[t * batch * g4..].par_chunks(g4))
-                    .zip(dc_next.par_chunks_mut(hid))
-                    .zip(dh_next.par_chunks(hid))
-                    .zip(dout[rows.clone()].par_chunks(hid))
-                    .zip(tcs[rows.clone()].par_chunks(hid))
-                    .zip(c_prev.par_chunks(hid))
-                    .for_each(|((((((dg, g), dc_next), dh_next), dout), tc), c_prev)| {
-                        let (i, f, gg, o) = (
-                            &g[..hid],
-                            &g[hid..2 * hid],
-                            &g[2 * hid..3 * hid],
-                            &g[3 * hid..],
+                let (dg_upto, dg_later) = dgates.split_at_mut((t + 1) * batch * g4);
+                let dg_out = Out(dg_upto[t * batch * g4..].as_mut_ptr());
+                let dg_next = (t + 1 < steps).then(|| &dg_later[..batch * g4]);
+                let (dh_out, dc_out) = (Out(dh_next.as_mut_ptr()), Out(dc_next.as_mut_ptr()));
+                let g_now = &gates[t * batch * g4..(t + 1) * batch * g4];
+                let (dout, tcs) = (&dout[rows.clone()], &tcs[rows]);
+                (0..chunks).into_par_iter().for_each(|chunk| {
+                    let panels = chunk_panels(hid, chunk);
+                    let units = (panels.start * PANEL).min(hid)..(panels.end * PANEL).min(hid);
+                    if let Some(dg_next) = dg_next {
+                        // SAFETY: dh is batch × hid; tasks own disjoint columns.
+                        unsafe {
+                            panels_product(dh_out, hid, batch, dg_next, &w_hh_t, panels, false)
+                        };
+                    }
+                    // SAFETY (every `own`): this task's units of one row of
+                    // dgates (g4 wide) or dc (hid wide), touched by no other task.
+                    let own = |out: Out<E>, at: usize| unsafe {
+                        std::slice::from_raw_parts_mut(out.at(at + units.start), units.len())
+                    };
+                    for r in 0..batch {
+                        let gate = |q: usize| units_of(g_now, r * g4 + q * hid, &units);
+                        let (i, f, gg, o) = (gate(0), gate(1), gate(2), gate(3));
+                        let dgate = |q: usize| own(dg_out, r * g4 + q * hid);
+                        let (di, df, dgg, d_og) = (dgate(0), dgate(1), dgate(2), dgate(3));
+                        let dc_next = own(dc_out, r * hid);
+                        // SAFETY: as `own`, read only
+                        let dh_next = &*own(dh_out, r * hid);
+                        let (dout, tc) = (
+                            units_of(dout, r * hid, &units),
+                            units_of(tcs, r * hid, &units),
                         );
-                        for j in 0..hid {
+                        let c_prev = units_of(c_prev, r * hid, &units);
+                        for j in 0..units.len() {
                             let dh = dout[j] + dh_next[j];
                             let d_o = dh * tc[j];
                             let dc = dh * o[j] * (E::ONE - tc[j] * tc[j]) + dc_next[j];
                             dc_next[j] = dc * f[j];
-                            dg[j] = dc * gg[j] * i[j] * (E::ONE - i[j]);
-                            dg[hid + j] = dc * c_prev[j] * f[j] * (E::ONE - f[j]);
-                            dg[2 * hid + j] = dc * i[j] * (E::ONE - gg[j] * gg[j]);
-                            dg[3 * hid + j] = d_o * o[j] * (E::ONE - o[j]);
+                            di[j] = dc * gg[j] * i[j] * (E::ONE - i[j]);
+                            df[j] = dc * c_prev[j] * f[j] * (E::ONE - f[j]);
+                            dgg[j] = dc * i[j] * (E::ONE - gg[j] * gg[j]);
+                            d_og[j] = d_o * o[j] * (E::ONE - o[j]);
                         }
-                    });
-                // dh for the step before: dgates_t · W_hhᵀ
-                matmul_packed(&mut dh_next, batch, dg, &w_hh_t, false);
+                    }
+                });
             }
             // dW_hh += Σ_t h_{t-1}ᵀ · dgates_t, h_{-1} being the carried-in state
             let gw_hh = E::grad_slice(grads.get_or_alloc_mut(&w_hh_id)?);
@@ -204,6 +256,11 @@ where
     (out.put_tape(tape), h_last, c_last)
 }
 
+/// The entries `at + units` of `v`: some units of one row.
+fn units_of<'a, E>(v: &'a [E], at: usize, units: &std::ops::Range<usize>) -> &'a [E] {
+    &v[at + units.start..at + units.end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,10 +269,18 @@ mod tests {
 
     /// The op on its own: the gradient of L = Σ out ⊙ R (random R) with
     /// respect to every entry of x, W_ih, W_hh and the bias, against central
-    /// differences in f64, from a non-zero carried-in state.
+    /// differences in f64, from a non-zero carried-in state: one layer
+    /// narrow enough for a single task, one whose units span several tasks
+    /// (33 units: three panels, the last one ragged).
     #[test]
     fn layer_gradients_match_finite_differences() {
-        let (batch, steps, input, hid) = (3, 4, 5, 2);
+        assert!(panel_chunks(33).1 > 1, "33 units must split");
+        for (batch, steps, input, hid) in [(3, 4, 5, 2), (2, 3, 3, 33)] {
+            check_layer_gradients(batch, steps, input, hid);
+        }
+    }
+
+    fn check_layer_gradients(batch: usize, steps: usize, input: usize, hid: usize) {
         let (n, g4) = (batch * steps, 4 * hid);
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let mut random =

@@ -39,7 +39,9 @@ fn assert_central_differences<const N: usize>(
     analytic: &[Vec<f64>; N],
     loss: impl Fn(&[Vec<f64>; N]) -> f64,
 ) {
-    let eps = 1e-6;
+    // at 1e-6 the loss's rounding (about 1e-9 in a derivative) already
+    // exceeds the tolerance on the smallest gradients of a 33-unit layer
+    let eps = 1e-5;
     for k in 0..N {
         for i in 0..params[k].len() {
             params[k][i] += eps;

@@ -72,7 +72,28 @@ impl<E: Real> PackedRhs<E> {
     }
 }
 
-/// `dst (m×n, row-major) = [dst +] a (m×k, row-major) · b`, for small `m`.
+/// The panel ranges parallel callers split a product into: a few per
+/// thread, for balance. Chunk `i` of [`panel_chunks`]`(n).1` covers panels
+/// `i · size ..` (the last one shorter).
+pub fn panel_chunks(n: usize) -> (usize, usize) {
+    let panels = n.div_ceil(PANEL);
+    let size = panels
+        .div_ceil(rayon::current_num_threads().max(1) * 2)
+        .max(1);
+    (size, panels.div_ceil(size))
+}
+
+/// The panels of chunk `chunk` (see [`panel_chunks`]) of a product `n` wide.
+pub fn chunk_panels(n: usize, chunk: usize) -> std::ops::Range<usize> {
+    let (size, _) = panel_chunks(n);
+    let panels = n.div_ceil(PANEL);
+    (chunk * size).min(panels)..((chunk + 1) * size).min(panels)
+}
+
+/// `dst (m×n, row-major) = [dst +] a (m×k, row-major) · b`, for small `m`:
+/// [`panels_product`] over all chunks in parallel (the LSTM layer runs its
+/// own chunks, to finish each chunk's cells in the same task).
+#[cfg(test)]
 pub fn matmul_packed<E: Real>(
     dst: &mut [E],
     m: usize,
@@ -86,40 +107,55 @@ pub fn matmul_packed<E: Real>(
     if m == 0 || n == 0 {
         return;
     }
-    let panels = n.div_ceil(PANEL);
-    // a few chunks of panels per thread, for balance
-    let per_chunk = panels
-        .div_ceil(rayon::current_num_threads().max(1) * 2)
-        .max(1);
     let out = Out(dst.as_mut_ptr());
-    (0..panels.div_ceil(per_chunk))
-        .into_par_iter()
-        .for_each(|chunk| {
-            let mut tile = [[E::default(); PANEL]; ROWS];
-            for p in chunk * per_chunk..((chunk + 1) * per_chunk).min(panels) {
-                let panel = b.panel(p);
-                let c0 = p * PANEL;
-                let width = PANEL.min(n - c0);
-                for r0 in (0..m).step_by(ROWS) {
-                    let rows = ROWS.min(m - r0);
-                    E::panel_product(&a[r0 * k..], k, rows, panel, &mut tile);
-                    for (r, values) in tile[..rows].iter().enumerate() {
-                        // SAFETY: row r0 + r < m and columns c0..c0 + width < n
-                        // lie inside `dst` (checked above); panels are
-                        // disjoint column ranges, so no two chunks write the
-                        // same element.
-                        let row = unsafe {
-                            std::slice::from_raw_parts_mut(out.at((r0 + r) * n + c0), width)
-                        };
-                        if accumulate {
-                            row.iter_mut().zip(values).for_each(|(d, &v)| *d += v);
-                        } else {
-                            row.copy_from_slice(&values[..width]);
-                        }
-                    }
+    (0..panel_chunks(n).1).into_par_iter().for_each(|chunk| {
+        // SAFETY: `dst` holds m rows of n (asserted above), and chunks are
+        // disjoint column ranges, so no two tasks write the same element.
+        unsafe { panels_product(out, n, m, a, b, chunk_panels(n, chunk), accumulate) }
+    });
+}
+
+/// `dst[r·stride + c] = [dst[r·stride + c] +] Σ_kk a[r·k + kk] · b[kk][c]`
+/// for `r < m` and the columns `c` of `panels`, on the calling thread; each
+/// element is one running sum in k order.
+///
+/// # Safety
+/// `dst` must be valid for writes at `r · stride + c` for every such `r`
+/// and `c < n` (`b`'s columns), and no other thread may access those elements
+/// meanwhile.
+pub(super) unsafe fn panels_product<E: Real>(
+    dst: Out<E>,
+    stride: usize,
+    m: usize,
+    a: &[E],
+    b: &PackedRhs<E>,
+    panels: std::ops::Range<usize>,
+    accumulate: bool,
+) {
+    let (k, n) = (b.k, b.n);
+    assert!(a.len() >= m * k, "left operand out of bounds");
+    let mut tile = [[E::default(); PANEL]; ROWS];
+    for p in panels {
+        let panel = b.panel(p);
+        let c0 = p * PANEL;
+        let width = PANEL.min(n - c0);
+        for r0 in (0..m).step_by(ROWS) {
+            let rows = ROWS.min(m - r0);
+            E::panel_product(&a[r0 * k..], k, rows, panel, &mut tile);
+            for (r, values) in tile[..rows].iter().enumerate() {
+                // SAFETY: inside `dst` and written by this caller only (the
+                // function's contract).
+                let row = unsafe {
+                    std::slice::from_raw_parts_mut(dst.at((r0 + r) * stride + c0), width)
+                };
+                if accumulate {
+                    row.iter_mut().zip(values).for_each(|(d, &v)| *d += v);
+                } else {
+                    row.copy_from_slice(&values[..width]);
                 }
             }
-        });
+        }
+    }
 }
 
 /// `tile[r][j] = Σ_kk a[r·k + kk] · panel[kk·PANEL + j]` for `r < rows`, in
