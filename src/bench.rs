@@ -22,6 +22,9 @@ pub struct Throughput {
     /// Median over the timed steps.
     pub tokens_per_sec: f64,
     pub step_ms: f64,
+    /// The fastest timed step: on a machine whose speed drifts (a shared
+    /// VM), the steadier figure for comparing two builds.
+    pub fastest_step_ms: f64,
     /// Matrix-product rate implied by the throughput
     /// ([`training_flops_per_token`]).
     pub gflops: f64,
@@ -79,6 +82,7 @@ pub fn training_throughput(
         backend: crate::model::gemm::backend(),
         tokens_per_sec: n as f64 / median,
         step_ms: median * 1e3,
+        fastest_step_ms: times[0] * 1e3,
         gflops: training_flops_per_token(layers, hidden, vocab) * n as f64 / median / 1e9,
     }
 }

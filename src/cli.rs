@@ -723,8 +723,8 @@ fn bench(args: BenchArgs) -> Result<i32> {
             args.steps
         );
         println!(
-            "{:>8} {:>10} {:>10} {:>10}",
-            "model", "tokens/s", "ms/step", "GFLOP/s"
+            "{:>8} {:>10} {:>10} {:>10} {:>13}",
+            "model", "tokens/s", "ms/step", "GFLOP/s", "fastest step"
         );
     }
     for size in &args.sizes {
@@ -739,8 +739,8 @@ fn bench(args: BenchArgs) -> Result<i32> {
             println!("{}", serde_json::to_string(&t)?);
         } else {
             println!(
-                "{:>8} {:>10.0} {:>10.1} {:>10.1}",
-                size, t.tokens_per_sec, t.step_ms, t.gflops
+                "{:>8} {:>10.0} {:>10.1} {:>10.1} {:>10.1} ms",
+                size, t.tokens_per_sec, t.step_ms, t.gflops, t.fastest_step_ms
             );
         }
     }
