@@ -6,9 +6,10 @@
 # segment; global gradient-norm clipping at 0.25; plain SGD; no dropout) on
 # random tokens with the same number of threads. Runs alternate between the
 # two, configuration by configuration, for ROUNDS rounds; the table gives the
-# median over rounds of each run's median step, the ratio, the matrix-product
-# rate each reaches and the best GEMM rate each library reaches on this
-# machine, and the peak resident memory of a 2×650 run.
+# median over rounds of each run's median step, the ratio (and each round's
+# ratio of its back-to-back pair), the matrix-product rate each reaches and
+# the best GEMM rate each library reaches on this machine, and the peak
+# resident memory of a 2×650 run.
 #
 # iq-tui runs its products on OpenBLAS when libopenblas.so.0 is installed
 # (on Debian: libopenblas0-pthread), else on the built-in `gemm` crate;
@@ -102,5 +103,10 @@ for key in iq:
           f"{ga:>14.0f} ({ga / peak_iq:>4.0%})   {gb:>15.0f} ({gb / peak_torch:>4.0%})")
     spread = lambda rs: ", ".join(f"{r['tokens_per_sec']:,.0f}" for r in rs)
     print(f"{'':>6} rounds: iq-tui {spread(iq[key])}; PyTorch {spread(torch[key])}")
+    # each round's pair ran back to back, so its ratio is the least
+    # disturbed by the machine's drift from minute to minute
+    paired = [x["tokens_per_sec"] / y["tokens_per_sec"] for x, y in zip(iq[key], torch[key])]
+    print(f"{'':>6} ratio per round: {', '.join(f'{r:.2f}' for r in paired)} "
+          f"(median {statistics.median(paired):.2f}x)")
 print(f"peak resident memory, 2x650 training: iq-tui {mem_iq / 1024:.0f} MB, PyTorch {mem_torch / 1024:.0f} MB")
 PY
