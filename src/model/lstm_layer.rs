@@ -14,7 +14,7 @@ use dfdx::prelude::*;
 use rayon::prelude::*;
 
 use super::gemm::{add_column_sums, matmul, Out, View};
-use super::recurrent_gemm::{chunk_panels, panel_chunks, panels_product, PackedRhs, PANEL};
+use super::recurrent_gemm::{chunk_panels, panel_chunks, panels_product, PackedRhs};
 use super::{values, Real};
 
 type Mat<E, T = NoneTape> = Tensor<(usize, usize), E, Cpu, T>;
@@ -77,7 +77,7 @@ where
     let w_hh_gates: Vec<PackedRhs<E>> = (0..4)
         .map(|q| PackedRhs::pack(View::rows(&w_hh[q * hid..], g4), hid, hid))
         .collect();
-    let chunks = panel_chunks(hid).1;
+    let chunks = panel_chunks(hid);
     for t in 0..steps {
         let (h_done, h_now) = hs.split_at_mut(t * step);
         let (c_done, c_now) = cs.split_at_mut(t * step);
@@ -95,8 +95,7 @@ where
         let (h_out, c_out) = (Out(h_now.as_mut_ptr()), Out(c_now.as_mut_ptr()));
         let tc_out = Out(tcs[t * step..].as_mut_ptr());
         (0..chunks).into_par_iter().for_each(|chunk| {
-            let panels = chunk_panels(hid, chunk);
-            let units = (panels.start * PANEL).min(hid)..(panels.end * PANEL).min(hid);
+            let (panels, units) = chunk_panels(hid, chunk);
             for (q, w) in w_hh_gates.iter().enumerate() {
                 // SAFETY: gate q's columns of this step's batch × g4 gate
                 // rows; tasks own disjoint units, so disjoint columns.
@@ -177,8 +176,7 @@ where
                 let g_now = &gates[t * batch * g4..(t + 1) * batch * g4];
                 let (dout, tcs) = (&dout[rows.clone()], &tcs[rows]);
                 (0..chunks).into_par_iter().for_each(|chunk| {
-                    let panels = chunk_panels(hid, chunk);
-                    let units = (panels.start * PANEL).min(hid)..(panels.end * PANEL).min(hid);
+                    let (panels, units) = chunk_panels(hid, chunk);
                     if let Some(dg_next) = dg_next {
                         // SAFETY: dh is batch × hid; tasks own disjoint columns.
                         unsafe {
@@ -274,7 +272,7 @@ mod tests {
     /// (33 units: three panels, the last one ragged).
     #[test]
     fn layer_gradients_match_finite_differences() {
-        assert!(panel_chunks(33).1 > 1, "33 units must split");
+        assert!(panel_chunks(33) > 1, "33 units must split");
         for (batch, steps, input, hid) in [(3, 4, 5, 2), (2, 3, 3, 33)] {
             check_layer_gradients(batch, steps, input, hid);
         }

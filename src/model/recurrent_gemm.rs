@@ -11,6 +11,8 @@
 //! output element is one running sum in k order, so results do not depend on
 //! the split or on thread timing.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use super::gemm::{Out, View};
@@ -72,22 +74,26 @@ impl<E: Real> PackedRhs<E> {
     }
 }
 
-/// The panel ranges parallel callers split a product into: a few per
-/// thread, for balance. Chunk `i` of [`panel_chunks`]`(n).1` covers panels
-/// `i · size ..` (the last one shorter).
-pub fn panel_chunks(n: usize) -> (usize, usize) {
-    let panels = n.div_ceil(PANEL);
-    let size = panels
+/// Panels per chunk when parallel callers split a product `n` wide: a few
+/// chunks per thread, for balance.
+fn chunk_size(n: usize) -> usize {
+    n.div_ceil(PANEL)
         .div_ceil(rayon::current_num_threads().max(1) * 2)
-        .max(1);
-    (size, panels.div_ceil(size))
+        .max(1)
 }
 
-/// The panels of chunk `chunk` (see [`panel_chunks`]) of a product `n` wide.
-pub fn chunk_panels(n: usize, chunk: usize) -> std::ops::Range<usize> {
-    let (size, _) = panel_chunks(n);
-    let panels = n.div_ceil(PANEL);
-    (chunk * size).min(panels)..((chunk + 1) * size).min(panels)
+/// How many chunks of panels a product `n` wide splits into.
+pub fn panel_chunks(n: usize) -> usize {
+    n.div_ceil(PANEL).div_ceil(chunk_size(n))
+}
+
+/// The panels of chunk `chunk` (of [`panel_chunks`]) of a product `n` wide,
+/// and the output columns they cover.
+pub fn chunk_panels(n: usize, chunk: usize) -> (Range<usize>, Range<usize>) {
+    let (size, panels) = (chunk_size(n), n.div_ceil(PANEL));
+    let p = (chunk * size).min(panels)..((chunk + 1) * size).min(panels);
+    let columns = (p.start * PANEL).min(n)..(p.end * PANEL).min(n);
+    (p, columns)
 }
 
 /// `dst (m×n, row-major) = [dst +] a (m×k, row-major) · b`, for small `m`:
@@ -108,10 +114,10 @@ pub fn matmul_packed<E: Real>(
         return;
     }
     let out = Out(dst.as_mut_ptr());
-    (0..panel_chunks(n).1).into_par_iter().for_each(|chunk| {
+    (0..panel_chunks(n)).into_par_iter().for_each(|chunk| {
         // SAFETY: `dst` holds m rows of n (asserted above), and chunks are
         // disjoint column ranges, so no two tasks write the same element.
-        unsafe { panels_product(out, n, m, a, b, chunk_panels(n, chunk), accumulate) }
+        unsafe { panels_product(out, n, m, a, b, chunk_panels(n, chunk).0, accumulate) }
     });
 }
 
@@ -129,7 +135,7 @@ pub(super) unsafe fn panels_product<E: Real>(
     m: usize,
     a: &[E],
     b: &PackedRhs<E>,
-    panels: std::ops::Range<usize>,
+    panels: Range<usize>,
     accumulate: bool,
 ) {
     let (k, n) = (b.k, b.n);
