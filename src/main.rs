@@ -1,5 +1,6 @@
 fn main() -> color_eyre::Result<()> {
     keep_freed_memory();
+    quiet_on_a_closed_pipe();
     color_eyre::install()?;
     let status = iq_tui::cli::main()?;
     std::process::exit(status);
@@ -19,5 +20,17 @@ fn keep_freed_memory() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
         libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+/// `iq-tui … | head` closes stdout early: end quietly, as any Unix tool does,
+/// instead of Rust's default of a panic and a backtrace on the next print.
+/// (Sockets are unaffected: the standard library sends with MSG_NOSIGNAL.)
+fn quiet_on_a_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of one signal, before any
+    // other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -183,3 +183,22 @@ fn iq_tui_dry(path: &std::path::Path) -> String {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     text(&out.stdout)
 }
+
+/// Output into a pipe nobody reads (`iq-tui … | head`) ends the program
+/// quietly: no panic, no backtrace.
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_iq-tui"))
+        .args([
+            "validate",
+            root().join("experiments/demo.ron").to_str().unwrap(),
+        ])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
