@@ -1,4 +1,4 @@
-//! Properties of the quantizers (METHOD.md §1), on random, realistic and
+//! Properties of the quantizers (docs/method.md §1), on random, realistic and
 //! adversarial rows.
 
 use iq_tui::compress::{quantize, quantize_row, quantize_warm, relative_error, Method, QuantError};

@@ -1,4 +1,4 @@
-//! Magnitude pruning (METHOD.md §3): masks, per matrix or with one global
+//! Magnitude pruning (docs/method.md §4): masks, per matrix or with one global
 //! threshold, and Zhu & Gupta's gradual cubic schedule.
 
 /// Keeps the largest-magnitude weights: prunes ⌊rate · n⌋ of them, smallest

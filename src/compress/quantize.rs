@@ -1,4 +1,4 @@
-//! Row-wise binary-coding quantization (METHOD.md §1).
+//! Row-wise binary-coding quantization (docs/method.md §1).
 //!
 //! A row `w` (length n) becomes `Σ_{i<k} α_i · b_i` with `b_i ∈ {−1, +1}^n`
 //! and `α_1 ≥ … ≥ α_k ≥ 0`. With a mask, α and codes are fitted on the

@@ -1,5 +1,5 @@
 //! What the dashboard and the records show of a matrix: histograms, mask
-//! density by tile, and the real packed size (METHOD.md §4).
+//! density by tile, and the real packed size (docs/method.md §5).
 
 use serde::{Deserialize, Serialize};
 

@@ -3,7 +3,7 @@ use std::path::Path;
 
 use super::DataError;
 
-/// End of sentence: appended at every line end (METHOD.md §5).
+/// End of sentence: appended at every line end (docs/method.md §6).
 pub const EOS: &str = "<eos>";
 
 /// Word ↔ id, ordered by training frequency (most frequent first, ties

@@ -1,7 +1,7 @@
 //! The experiment file format: what a user writes in RON, with every default.
 //!
 //! Defaults reproduce Zaremba et al. (2014), "small" configuration, so a file
-//! that only names its data source trains the model METHOD.md §7 measures.
+//! that only names its data source trains the model docs/method.md §9 measures.
 
 use std::path::PathBuf;
 
@@ -166,7 +166,7 @@ pub enum LrPolicy {
     },
 }
 
-/// Loss convention; METHOD.md §7 explains why it matters.
+/// Loss convention; docs/method.md §8 explains why it matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LossScale {
     /// Zaremba's code: cross-entropy summed over the BPTT steps, averaged over
@@ -253,7 +253,7 @@ impl MatrixSet {
     }
 }
 
-/// A quantizer (METHOD.md §1).
+/// A quantizer (docs/method.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum QuantMethod {
     Greedy,
@@ -302,7 +302,7 @@ fn one() -> f64 {
     1.0
 }
 
-/// The retraining-based iterative schedule (METHOD.md §2).
+/// The retraining-based iterative schedule (docs/method.md §3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuantizationConfig {
@@ -334,7 +334,7 @@ fn default_loss_every() -> usize {
     50
 }
 
-/// Magnitude pruning (METHOD.md §3), done before the quantization iterations,
+/// Magnitude pruning (docs/method.md §4), done before the quantization iterations,
 /// whose mask then stays frozen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

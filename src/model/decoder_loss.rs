@@ -1,7 +1,7 @@
 //! Fused decoder + softmax cross-entropy, as a custom dfdx op.
 //!
 //! The decoder GEMM and the softmax over the vocabulary are most of a
-//! training step (DFDX.md §2). Stock dfdx materialises logits, log-softmax
+//! training step (ARCHITECTURE.md, "Fused decoder"). Stock dfdx materialises logits, log-softmax
 //! and their gradients separately and runs its GEMMs on one core here; this
 //! op keeps one N×V buffer (unnormalised softmax, then its gradient in
 //! place) and splits every GEMM into disjoint row blocks run in parallel.

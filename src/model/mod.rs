@@ -1,7 +1,8 @@
 //! The LSTM language model on dfdx: the only room that touches dfdx.
 //!
 //! Runtime sizes, raw tensors, one tape threaded through each BPTT segment
-//! (DFDX.md §1), custom ops for a whole LSTM layer over a segment and for the
+//! (dfdx 0.13 has runtime-size layers only as raw tensors; see ARCHITECTURE.md,
+//! "Runtime sizes, raw tensors, one tape"), custom ops for a whole LSTM layer over a segment and for the
 //! fused decoder + softmax cross-entropy, parallel GEMMs, and plain SGD
 //! with global gradient-norm clipping. Weights are reachable by name as plain
 //! `f32` rows for the compression work.
@@ -20,7 +21,7 @@ pub use real::Real;
 use dfdx::prelude::{Cpu, Device, HasShape, Shape, Tensor};
 
 /// A tensor's values in storage order (`copy_into`: dfdx's `as_vec` walks a
-/// strided iterator, about 2.5× slower on weight-sized tensors, DFDX.md §4).
+/// strided iterator, measured about 2.5× slower on weight-sized tensors).
 fn values<S: Shape, E: Real>(t: &Tensor<S, E, Cpu>) -> Vec<E>
 where
     Cpu: Device<E>,

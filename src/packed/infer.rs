@@ -411,7 +411,7 @@ impl<'a> Runner<'a> {
 }
 
 /// Perplexity of `tokens` under the packed model, with the same streams and
-/// carried state as the dense evaluation (METHOD.md §5). Returns (ppl,
+/// carried state as the dense evaluation (docs/method.md §6). Returns (ppl,
 /// mean NLL, targets).
 pub fn evaluate(
     model: &PackedModel,
