@@ -9,9 +9,10 @@ use color_eyre::eyre::{eyre, Result, WrapErr};
 
 use crate::data::{self, DataError};
 use crate::engine::checkpoint::{sha256_hex, Resume};
-use crate::engine::{self, Control, Listener, Outcome, Record};
+use crate::engine::{self, Control, Outcome};
 use crate::experiment::{self, Experiment};
 use crate::headless::Printer;
+use crate::record::{Listener, Record};
 use crate::store::checkpoint::{CheckpointError, Checkpoints};
 use crate::store::manifest::{ResumeRecord, RunManifest};
 use crate::store::RunDir;
@@ -572,7 +573,10 @@ fn execute(
     let mut event_log = run_dir
         .event_log()
         .wrap_err("cannot write the run directory")?
-        .stop_on_error(control.clone());
+        .on_error({
+            let control = control.clone();
+            move || control.stop()
+        });
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Record>();
     if !headless {

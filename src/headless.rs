@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::engine::{Event, ModelTag, Phase, Record};
+use crate::record::format::{bytes as format_bytes, duration as format_duration};
+use crate::record::{Event, Phase, Record};
 
 pub struct Printer {
     bar: Option<ProgressBar>,
@@ -67,12 +68,11 @@ impl Printer {
                 self.finish_bar();
                 let title = match phase {
                     Phase::Pretrain => return,
-                    Phase::Prune => format!("pruning, then retraining {steps} steps at lr {lr}"),
-                    Phase::OneShot => "one-shot quantization baselines".to_string(),
-                    Phase::Iteration { j, of } => {
-                        format!("iteration {j}/{of}: quantize, evaluate, retrain {steps} steps at lr {lr}")
+                    Phase::Prune => format!("{phase}: {steps} steps at lr {lr}"),
+                    Phase::Iteration { .. } => {
+                        format!("{phase}: quantize, evaluate, retrain {steps} steps at lr {lr}")
                     }
-                    Phase::Final => "final quantization".to_string(),
+                    Phase::OneShot | Phase::Final => phase.to_string(),
                 };
                 self.line(format!("== {title}"));
                 self.last_plain_step = 0;
@@ -94,7 +94,7 @@ impl Printer {
                 ..
             } => self.line(format!(
                 "{}: quantization loss {quant_loss:.4}, packed {} ({:.1}x smaller than fp32)",
-                tag(model),
+                model,
                 format_bytes(*packed_bytes),
                 *fp32_bytes as f64 / (*packed_bytes).max(1) as f64
             )),
@@ -151,7 +151,7 @@ impl Printer {
                 self.finish_bar();
                 self.line(format!(
                     "{}: {split} perplexity {ppl:.2} ({tokens} tokens)",
-                    tag(model)
+                    model
                 ))
             }
             Event::Continued { position, .. } => {
@@ -195,37 +195,8 @@ impl Printer {
     }
 }
 
-fn tag(model: &ModelTag) -> String {
-    match model {
-        ModelTag::Fp => "full precision".into(),
-        ModelTag::Pruned => "pruned".into(),
-        ModelTag::OneShot { method } => format!("one-shot {method}"),
-        ModelTag::Iteration { j } => format!("iteration {j}"),
-        ModelTag::Final => "final".into(),
-    }
-}
-
-/// `1.2 MB`, `830 kB`, `512 B` (decimal units).
-pub fn format_bytes(bytes: u64) -> String {
-    match bytes {
-        0..1_000 => format!("{bytes} B"),
-        1_000..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
-        _ => format!("{:.2} MB", bytes as f64 / 1e6),
-    }
-}
-
 impl Default for Printer {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// `1h02m`, `3m05s`, `12s`.
-pub fn format_duration(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! Rooms, and what each may touch, are described in ARCHITECTURE.md.
 
+pub mod atomic;
 pub mod bench;
 pub mod cli;
 pub mod compress;
@@ -13,6 +14,7 @@ pub mod headless;
 pub mod model;
 pub mod packed;
 pub mod quantize_file;
+pub mod record;
 pub mod report;
 pub mod store;
 pub mod ui;

@@ -169,16 +169,7 @@ pub fn download(base_url: &str, dir: &Path, files: &[(&str, &str)]) -> Result<()
             continue;
         }
         let url = format!("{}/{}", base_url.trim_end_matches('/'), name);
-        let part = dir.join(format!(".{name}.part-{}", std::process::id()));
-        let result = fetch_to(&url, &part, expected);
-        if result.is_err() {
-            let _ = fs::remove_file(&part);
-        }
-        result?;
-        fs::rename(&part, &target).map_err(io(&target))?;
-    }
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all(); // make the renames durable
+        crate::atomic::write_via(&target, |part| fetch_to(&url, part, expected), io(&target))?;
     }
     Ok(())
 }
@@ -216,8 +207,7 @@ fn fetch_to(url: &str, part: &Path, expected: &str) -> Result<(), DataError> {
             actual,
         });
     }
-    out.sync_all().map_err(io)?;
-    Ok(())
+    out.flush().map_err(io)
 }
 
 /// Loads PTB from wherever [`Lookup`] finds it. A copy whose checksums differ

@@ -10,10 +10,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{EpochSummary, IterationSummary, OneShotSummary, PplPair, PrunedSummary};
 use crate::compress::Quantized;
 use crate::data::Corpus;
 use crate::model::LstmLm;
+use crate::record::{EpochSummary, IterationSummary, OneShotSummary, PplPair, PrunedSummary};
 use crate::store::checkpoint::{CheckpointFile, NamedTensor, TensorData};
 
 /// One vector per LSTM layer.
@@ -39,14 +39,23 @@ pub enum Position {
     Retrain { j: usize, step: usize },
 }
 
+/// The schedule's stages, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    Pretrain,
+    Prune,
+    Baselines,
+    Iterate,
+}
+
 impl Position {
-    /// Order of the schedule's stages.
-    pub fn stage(self) -> usize {
+    /// The stage this position is in.
+    pub fn stage(self) -> Stage {
         match self {
-            Position::Pretrain { .. } => 0,
-            Position::Prune { .. } => 1,
-            Position::Baselines => 2,
-            Position::Iteration { .. } | Position::Retrain { .. } => 3,
+            Position::Pretrain { .. } => Stage::Pretrain,
+            Position::Prune { .. } => Stage::Prune,
+            Position::Baselines => Stage::Baselines,
+            Position::Iteration { .. } | Position::Retrain { .. } => Stage::Iterate,
         }
     }
 

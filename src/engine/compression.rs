@@ -9,7 +9,7 @@ use crate::experiment::{
 };
 use crate::model::LstmLm;
 
-use super::events::MatrixReport;
+use crate::record::MatrixReport;
 
 /// Tiles of the density heatmaps.
 const GRID: (usize, usize) = (16, 32);
@@ -89,17 +89,59 @@ impl Pass {
     }
 }
 
-/// Quantizes every target (with `method` in place of the targets' own when
-/// given). `apply` writes Q(W) into the model; otherwise only measures.
-/// `warm` holds each matrix's previous codes and is updated.
+/// How much a pass over the model reports per matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Loss, sizes, histogram and density grid.
+    Full,
+    /// Loss and sizes only (pruning: no per-matrix reports at all): for the
+    /// passes made every few steps, which must stay cheap.
+    Brief,
+}
+
+/// What a quantization pass does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quantization {
+    /// A baseline method in place of the targets' own, or `None`.
+    pub method: Option<Method>,
+    /// Write Q(W) into the model (`true`), or only measure the loss.
+    pub replace: bool,
+    pub detail: Detail,
+}
+
+impl Quantization {
+    /// An iteration's (and the final) quantization: Q(W) replaces W.
+    pub const ITERATE: Self = Self {
+        method: None,
+        replace: true,
+        detail: Detail::Full,
+    };
+    /// The loss the weights would have if quantized now; nothing changes.
+    pub const PROBE: Self = Self {
+        method: None,
+        replace: false,
+        detail: Detail::Brief,
+    };
+
+    /// A one-shot baseline with `method` (the caller restores the weights).
+    pub fn baseline(method: Method) -> Self {
+        Self {
+            method: Some(method),
+            replace: true,
+            detail: Detail::Brief,
+        }
+    }
+}
+
+/// Quantizes every target as `how` says. `warm` holds each matrix's
+/// previous codes (the warm start of its own method) and is updated.
 pub fn quantize_model(
     model: &mut LstmLm<f32>,
     targets: &[Target],
-    method: Option<Method>,
-    apply: bool,
+    how: Quantization,
     warm: &mut HashMap<usize, Quantized>,
-    with_stats: bool,
 ) -> Pass {
+    let with_stats = how.detail == Detail::Full;
     let params = model.params();
     let mut pass = Pass {
         matrices: Vec::new(),
@@ -113,7 +155,7 @@ pub fn quantize_model(
         let info = &params[t.index];
         let w = model.read_param(t.index);
         let mask = model.mask(t.index);
-        let method = method.unwrap_or(t.method);
+        let method = how.method.unwrap_or(t.method);
         let q = compress::quantize_warm(
             &w,
             info.rows,
@@ -160,7 +202,7 @@ pub fn quantize_model(
         pass.fp32_bytes += report.fp32_bytes;
         pass.matrices.push(report);
         quantized_names.push(info.name.clone());
-        if apply {
+        if how.replace {
             model.write_param(t.index, &q.values);
         }
         if method == t.method {
@@ -213,7 +255,7 @@ pub fn prune_model(
     model: &mut LstmLm<f32>,
     config: &PruningConfig,
     rate: f64,
-    with_stats: bool,
+    detail: Detail,
 ) -> (f64, Vec<MatrixReport>) {
     let targets = indices(model, &config.matrices);
     let weights: Vec<Vec<f32>> = targets.iter().map(|&i| model.read_param(i)).collect();
@@ -232,7 +274,7 @@ pub fn prune_model(
     let (mut zeros, mut total) = (0usize, 0usize);
     for (&index, mask) in targets.iter().zip(&masks) {
         model.set_mask(index, Some(mask));
-        if !with_stats {
+        if detail == Detail::Brief {
             continue;
         }
         let info = &params[index];

@@ -1,137 +1,37 @@
 //! The engine: runs an experiment's schedule on the caller's thread (callers
 //! put it on its own thread), tells listeners what happens, and obeys
 //! [`Control`] between steps. It never waits for a listener.
+//!
+//! `schedule.rs` holds the phases; `train.rs` the training loop they share;
+//! `compression.rs` applies pruning and quantization to the model;
+//! `checkpoint.rs` what a checkpoint holds; `saving.rs` the weights a run
+//! leaves. This file wires them: one run's state ([`Engine`]), evaluation,
+//! checkpoints and the pause / stop protocol.
 
 pub mod checkpoint;
 mod compression;
 mod control;
-mod events;
+mod saving;
+mod schedule;
 mod train;
 
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
-
-pub use control::Control;
-pub use events::{Event, LogLevel, MatrixReport, ModelTag, Phase, Record};
 
 use std::path::PathBuf;
 
+pub use control::Control;
+
 use crate::data::{Corpus, Segments, Split};
-use crate::experiment::{Experiment, Length, LrPolicy, PruneSchedule, RetrainConfig};
+use crate::experiment::Experiment;
 use crate::model::{Arithmetic, LstmLm, ModelDims};
-use crate::store::checkpoint::{Checkpoints, NamedTensor};
-use crate::store::npy::Matrix;
-use crate::store::weights::{self, Manifest, Weights};
+use crate::record::{Event, Listener, LogLevel, ModelTag, Record, Summary};
+use crate::store::checkpoint::Checkpoints;
+use crate::store::weights::Weights;
 use checkpoint::{Plateau, Position, Progress, Resume, State};
-use compression::Pass;
-use train::{Halt, Trainer, Warm};
-
-/// Receives every event, in order. Must return quickly.
-pub trait Listener {
-    fn on_event(&mut self, record: &Record);
-}
-
-impl<F: FnMut(&Record)> Listener for F {
-    fn on_event(&mut self, record: &Record) {
-        self(record)
-    }
-}
-
-/// What a finished run measured (`summary.json`; README documents every field).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    pub name: String,
-    pub seed: u64,
-    /// Full-precision model after pre-training.
-    pub fp: PplPair,
-    pub epochs: Vec<EpochSummary>,
-    /// After pruning and its retraining (full precision), if the run prunes.
-    pub pruned: Option<PrunedSummary>,
-    /// One-shot quantization of the same model, per baseline method.
-    pub one_shot: Vec<OneShotSummary>,
-    /// Iteration j: quantization loss of the weights before quantizing, and
-    /// the quantized model's validation perplexity.
-    pub iterations: Vec<IterationSummary>,
-    /// The deliverable: quantized after the last retraining.
-    #[serde(rename = "final")]
-    pub final_model: Option<FinalSummary>,
-    /// Seconds spent in training steps (all phases).
-    pub train_seconds: f64,
-    /// Mean training throughput over all steps.
-    pub train_tokens_per_sec: f64,
-    /// The GEMM backend and threads that finished the run.
-    #[serde(default)]
-    pub arithmetic: Option<Arithmetic>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PrunedSummary {
-    pub sparsity: f64,
-    pub valid_ppl: f64,
-    pub test_ppl: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OneShotSummary {
-    /// Bits when every group has the same; `None` for mixed groups.
-    pub bits: Option<usize>,
-    pub method: String,
-    pub quant_loss: f64,
-    pub valid_ppl: f64,
-    pub test_ppl: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IterationSummary {
-    pub iteration: usize,
-    pub quant_loss: f64,
-    pub valid_ppl: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FinalSummary {
-    pub bits: Option<usize>,
-    pub method: String,
-    pub quant_loss: f64,
-    pub valid_ppl: f64,
-    pub test_ppl: f64,
-    /// Fraction of zero weights over all weight matrices.
-    pub sparsity: f64,
-    /// Real packed size: codes, coefficients (f32), masks, full-precision
-    /// matrices and biases (METHOD.md §4).
-    pub packed_bytes: u64,
-    pub fp32_bytes: u64,
-    pub matrices: Vec<MatrixSummary>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MatrixSummary {
-    pub name: String,
-    pub rows: usize,
-    pub cols: usize,
-    pub bits: Option<usize>,
-    pub sparsity: f64,
-    pub quant_loss: f64,
-    pub packed_bytes: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct PplPair {
-    pub valid_ppl: f64,
-    pub test_ppl: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochSummary {
-    pub epoch: usize,
-    pub lr: f64,
-    pub train_ppl: f64,
-    pub valid_ppl: f64,
-    pub seconds: f64,
-}
+use train::{Returned, Stretch, Trainer, Warm};
 
 /// How a run ended.
 #[derive(Debug)]
@@ -179,7 +79,7 @@ impl Emitter<'_> {
 }
 
 /// Perplexity of `tokens` under `model`, state carried across segments,
-/// no dropout (METHOD.md §5). Returns (ppl, mean NLL, targets).
+/// no dropout (docs/method.md §6). Returns (ppl, mean NLL, targets).
 pub fn evaluate(
     model: &LstmLm<f32>,
     tokens: &[u32],
@@ -195,18 +95,6 @@ pub fn evaluate(
     }
     let mean = nll / count.max(1) as f64;
     (mean.exp(), mean, count)
-}
-
-/// Learning rate for `epoch` (1-based) under a schedule. Plateau decay is
-/// applied by the caller from validation results.
-fn scheduled_lr(base: f64, policy: &LrPolicy, epoch: usize) -> f64 {
-    match policy {
-        LrPolicy::DecayAfter {
-            epoch: keep,
-            factor,
-        } if epoch > *keep => base * factor.powi((epoch - keep) as i32),
-        _ => base,
-    }
 }
 
 /// What a run starts from and where it saves, beside the experiment.
@@ -244,33 +132,6 @@ pub fn check_pretrained(weights: &Weights, dims: ModelDims, corpus: &Corpus) -> 
         );
     }
     Ok(())
-}
-
-fn weights_of(model: &LstmLm<f32>, corpus: &Corpus) -> Weights {
-    let d = model.dims();
-    let params = model.params();
-    Weights {
-        manifest: Manifest {
-            vocab: d.vocab,
-            embed: d.embed,
-            hidden: d.hidden,
-            layers: d.layers,
-            params: params
-                .iter()
-                .map(|p| (p.name.clone(), p.rows, p.cols))
-                .collect(),
-        },
-        vocab: corpus.vocab.words().to_vec(),
-        params: params
-            .iter()
-            .enumerate()
-            .map(|(i, p)| Matrix {
-                rows: p.rows,
-                cols: p.cols,
-                values: model.read_param(i),
-            })
-            .collect(),
-    }
 }
 
 /// Trains, prunes, quantizes and evaluates as the experiment says, from the
@@ -342,28 +203,6 @@ pub fn run(
     }
 }
 
-fn retrain_steps(r: &RetrainConfig, steps_per_epoch: usize) -> usize {
-    match r.length {
-        Length::Steps(n) => n,
-        Length::Epochs(n) => n * steps_per_epoch,
-    }
-}
-
-/// Learning rate of iteration `j`'s retraining: decayed once per iteration.
-fn retrain_lr(r: &RetrainConfig, j: usize) -> f64 {
-    let mut lr = r.lr;
-    for _ in 1..j {
-        lr *= r.decay;
-    }
-    lr
-}
-
-fn common_bits(experiment: &Experiment) -> Option<usize> {
-    let groups = &experiment.quantization.as_ref()?.groups;
-    let first = groups.first()?.bits;
-    groups.iter().all(|g| g.bits == first).then_some(first)
-}
-
 /// Why the schedule ended early.
 enum Halted {
     Stopped(String),
@@ -433,70 +272,6 @@ impl Engine<'_, '_> {
         ppl
     }
 
-    fn save_weights(&mut self, which: &str) {
-        if let Some(dir) = &self.context.weights_dir {
-            let dir = dir.join(which);
-            match weights::save(&dir, &weights_of(&self.trainer.model, self.corpus)) {
-                Ok(()) => self
-                    .out
-                    .log(format!("saved {which} weights to {}", dir.display())),
-                Err(e) => self.out.emit(Event::Log {
-                    level: LogLevel::Warn,
-                    message: format!("could not save {which} weights: {e}"),
-                }),
-            }
-        }
-    }
-
-    /// Saves the final model's codes and coefficients (the warm start holds
-    /// them after the final pass) beside its weights, for `export-model`.
-    fn save_codes(&mut self, targets: &[compression::Target]) {
-        let Some(dir) = &self.context.weights_dir else {
-            return;
-        };
-        let params = self.trainer.model.params();
-        let mut tensors = Vec::new();
-        let mut matrices = Vec::new();
-        for t in targets {
-            let (Some(q), Some(p)) = (self.trainer.warm.get(&t.index), params.get(t.index)) else {
-                continue;
-            };
-            matrices.push(
-                serde_json::json!({"name": p.name, "bits": q.bits, "method": t.method.label()}),
-            );
-            tensors.push(NamedTensor::f32(
-                format!("{}.alphas", p.name),
-                vec![q.rows, q.bits],
-                q.alphas.clone(),
-            ));
-            tensors.push(NamedTensor::u8(
-                format!("{}.codes", p.name),
-                vec![q.rows, q.cols],
-                q.codes.clone(),
-            ));
-        }
-        for (i, p) in params.iter().enumerate() {
-            if let Some(m) = self.trainer.model.mask(i) {
-                tensors.push(NamedTensor::u8(
-                    format!("{}.mask", p.name),
-                    vec![p.rows, p.cols],
-                    m.iter().map(|&k| k as u8).collect(),
-                ));
-            }
-        }
-        let state = serde_json::json!({ "matrices": matrices }).to_string();
-        let path = dir.join("final").join(weights::CODES_FILE);
-        match weights::save_codes(&path, state, tensors) {
-            Ok(()) => self
-                .out
-                .log(format!("saved the final codes to {}", path.display())),
-            Err(e) => self.out.emit(Event::Log {
-                level: LogLevel::Warn,
-                message: format!("could not save the final codes: {e}"),
-            }),
-        }
-    }
-
     /// Saves everything needed to continue from `position`. A checkpoint
     /// that cannot be written stops the run: going on would risk work that
     /// could not be resumed.
@@ -536,33 +311,22 @@ impl Engine<'_, '_> {
         }
     }
 
-    /// Trains the phase's steps `from..steps`. A pause writes a checkpoint
-    /// and waits; a stop writes one and ends the run.
-    #[allow(clippy::too_many_arguments)]
+    /// Trains the stretch; `position` says where a step count of it is in
+    /// the schedule. A periodic checkpoint is written and training goes on;
+    /// a pause writes one and waits; a stop writes one and ends the run.
     fn train(
         &mut self,
-        steps: usize,
-        mut from: usize,
-        lr: f64,
-        phase: Phase,
-        epoch: usize,
+        mut stretch: Stretch,
         position: impl Fn(usize) -> Position,
         after_step: &mut impl FnMut(&mut LstmLm<f32>, &mut Warm, usize, &mut Emitter),
     ) -> Result<(), Halted> {
         loop {
-            let halt = self.trainer.run(
-                steps,
-                from,
-                lr,
-                phase,
-                epoch,
-                &mut self.out,
-                self.control,
-                after_step,
-            );
-            match halt {
-                Ok(()) => return Ok(()),
-                Err(Halt::Pause { step }) => {
+            match self
+                .trainer
+                .run(stretch, &mut self.out, self.control, after_step)
+            {
+                Returned::Done => return Ok(()),
+                Returned::Pause { step } => {
                     self.checkpoint(position(step))?;
                     self.out.emit(Event::Paused);
                     self.control.wait_while_paused();
@@ -573,13 +337,13 @@ impl Engine<'_, '_> {
                         )));
                     }
                     self.out.emit(Event::Resumed);
-                    from = step;
+                    stretch.from = step;
                 }
-                Err(Halt::Checkpoint { step }) => {
+                Returned::Checkpoint { step } => {
                     self.checkpoint(position(step))?;
-                    from = step;
+                    stretch.from = step;
                 }
-                Err(Halt::Stop { step }) => {
+                Returned::Stop { step } => {
                     self.checkpoint(position(step))?;
                     return Err(Halted::Stopped(format!(
                         "stopped by request ({})",
@@ -589,398 +353,4 @@ impl Engine<'_, '_> {
             }
         }
     }
-
-    fn schedule(&mut self) -> Result<Summary, Halted> {
-        let experiment = self.experiment;
-        let corpus = self.corpus;
-        let t = &experiment.training;
-        let dims = dims_for(experiment, corpus);
-        let steps_per_epoch = self.steps_per_epoch;
-        let prune_steps = experiment
-            .pruning
-            .as_ref()
-            .map_or(0, |p| retrain_steps(&p.retrain, steps_per_epoch));
-        let quant_steps = experiment.quantization.as_ref().map_or(0, |q| {
-            q.iterations * retrain_steps(&q.retrain, steps_per_epoch)
-        });
-        self.trainer.total_steps = steps_per_epoch * t.epochs + prune_steps + quant_steps;
-        let start = match &self.context.resume {
-            Some(r) => {
-                let position = r.state.position;
-                self.out.emit(Event::Continued {
-                    position: position.describe(),
-                    total_steps: self.trainer.total_steps,
-                });
-                self.out.log(format!(
-                    "resumed from a checkpoint: {}",
-                    position.describe()
-                ));
-                position
-            }
-            None => {
-                self.out.emit(Event::RunStarted {
-                    name: experiment.name.clone(),
-                    seed: experiment.seed,
-                    corpus: corpus.origin.clone(),
-                    vocab: dims.vocab,
-                    train_tokens: corpus.train.len(),
-                    valid_tokens: corpus.valid.len(),
-                    test_tokens: corpus.test.len(),
-                    dims,
-                    parameters: dims.parameter_count(),
-                    steps_per_epoch,
-                    epochs: t.epochs,
-                    total_steps: self.trainer.total_steps,
-                    arithmetic: Some(Arithmetic::current()),
-                });
-                self.out.log(format!(
-                    "{}: {} parameters, {} steps per epoch on {}",
-                    experiment.name,
-                    dims.parameter_count(),
-                    steps_per_epoch,
-                    corpus.origin
-                ));
-                Position::Pretrain { epoch: 1, step: 0 }
-            }
-        };
-
-        // 1. Pre-training in full precision.
-        if let Position::Pretrain {
-            epoch: first_epoch,
-            step: first_step,
-        } = start
-        {
-            if first_epoch == 1 && first_step == 0 {
-                self.out.emit(Event::PhaseStarted {
-                    phase: Phase::Pretrain,
-                    lr: t.lr,
-                    steps: steps_per_epoch * t.epochs,
-                });
-            }
-            for epoch in first_epoch..=t.epochs {
-                let from = if epoch == first_epoch { first_step } else { 0 };
-                let lr = match t.lr_policy {
-                    LrPolicy::Plateau { .. } => self.plateau.lr,
-                    _ => scheduled_lr(t.lr, &t.lr_policy, epoch),
-                };
-                let epoch_start = Instant::now();
-                if from == 0 {
-                    self.out.emit(Event::EpochStarted { epoch, lr });
-                    self.trainer.rewind();
-                    self.trainer.start_phase();
-                }
-                self.train(
-                    steps_per_epoch,
-                    from,
-                    lr,
-                    Phase::Pretrain,
-                    epoch,
-                    |step| Position::Pretrain { epoch, step },
-                    &mut |_, _, _, _| {},
-                )?;
-                let train_ppl = self.trainer.phase_ppl();
-                let valid_ppl = self.eval(Split::Valid, ModelTag::Fp, Some(epoch));
-                let seconds = epoch_start.elapsed().as_secs_f64();
-                self.out.emit(Event::EpochFinished {
-                    epoch,
-                    train_ppl,
-                    valid_ppl,
-                    lr,
-                    seconds,
-                });
-                self.progress.epochs.push(EpochSummary {
-                    epoch,
-                    lr,
-                    train_ppl,
-                    valid_ppl,
-                    seconds,
-                });
-                if let LrPolicy::Plateau { factor, patience } = t.lr_policy {
-                    if self.plateau.best_valid.is_none_or(|best| valid_ppl < best) {
-                        self.plateau.best_valid = Some(valid_ppl);
-                        self.plateau.bad_epochs = 0;
-                    } else {
-                        self.plateau.bad_epochs += 1;
-                        if self.plateau.bad_epochs > patience {
-                            self.plateau.lr *= factor;
-                            self.plateau.bad_epochs = 0;
-                            self.out.log(format!(
-                                "validation did not improve: learning rate now {}",
-                                self.plateau.lr
-                            ));
-                        }
-                    }
-                }
-                self.checkpoint(Position::Pretrain {
-                    epoch: epoch + 1,
-                    step: 0,
-                })?;
-            }
-            self.progress.fp = Some(PplPair {
-                valid_ppl: self.eval(Split::Valid, ModelTag::Fp, None),
-                test_ppl: self.eval(Split::Test, ModelTag::Fp, None),
-            });
-            self.save_weights("fp");
-        }
-
-        // 2. Pruning, then retraining with the mask applied after every step.
-        if let Some(p) = experiment.pruning.as_ref().filter(|_| start.stage() <= 1) {
-            let from = match start {
-                Position::Prune { step } => step,
-                _ => {
-                    self.out.emit(Event::PhaseStarted {
-                        phase: Phase::Prune,
-                        lr: p.retrain.lr,
-                        steps: prune_steps,
-                    });
-                    let first_rate = match p.schedule {
-                        PruneSchedule::OneShot => p.rate,
-                        PruneSchedule::Gradual { initial, .. } => initial,
-                    };
-                    let (sparsity, matrices) =
-                        compression::prune_model(&mut self.trainer.model, p, first_rate, true);
-                    self.out.emit(Event::Pruned { sparsity, matrices });
-                    self.trainer.start_phase();
-                    0
-                }
-            };
-            self.train(
-                prune_steps,
-                from,
-                p.retrain.lr,
-                Phase::Prune,
-                0,
-                |step| Position::Prune { step },
-                &mut |model, _, step, out| {
-                    if let PruneSchedule::Gradual {
-                        initial,
-                        every,
-                        ramp,
-                    } = p.schedule
-                    {
-                        let ramp_steps = ((prune_steps as f64 * ramp).ceil() as usize).max(1);
-                        if step % every == 0 || step == ramp_steps {
-                            let rate = crate::compress::prune::cubic_sparsity(
-                                initial,
-                                p.rate,
-                                step as f64 / ramp_steps as f64,
-                            );
-                            let report = step == ramp_steps || step % (every * 10) == 0;
-                            let (sparsity, matrices) =
-                                compression::prune_model(model, p, rate, report);
-                            if report {
-                                out.emit(Event::Pruned { sparsity, matrices });
-                            }
-                        }
-                    }
-                },
-            )?;
-            // The ramp ends at the final rate; make sure of it whatever the step
-            // count (for one-shot this recomputes the same mask).
-            let (sparsity, matrices) =
-                compression::prune_model(&mut self.trainer.model, p, p.rate, true);
-            if let PruneSchedule::Gradual { .. } = p.schedule {
-                self.out.emit(Event::Pruned { sparsity, matrices });
-            }
-            self.progress.pruned = Some(PrunedSummary {
-                sparsity,
-                valid_ppl: self.eval(Split::Valid, ModelTag::Pruned, None),
-                test_ppl: self.eval(Split::Test, ModelTag::Pruned, None),
-            });
-            self.checkpoint(Position::Baselines)?;
-        }
-
-        // 3. Quantization: one-shot baselines, then the iterations, then the final model.
-        let mut final_model = None;
-        if let Some(q) = &experiment.quantization {
-            let targets = compression::targets(&self.trainer.model, q);
-            let bits = common_bits(experiment);
-            if start.stage() <= 2 {
-                self.out.emit(Event::PhaseStarted {
-                    phase: Phase::OneShot,
-                    lr: 0.0,
-                    steps: 0,
-                });
-                for &baseline in &q.baselines {
-                    let method = compression::method_of(baseline);
-                    let saved: Vec<Vec<f32>> = targets
-                        .iter()
-                        .map(|t| self.trainer.model.read_param(t.index))
-                        .collect();
-                    let pass = compression::quantize_model(
-                        &mut self.trainer.model,
-                        &targets,
-                        Some(method),
-                        true,
-                        &mut self.trainer.warm,
-                        false,
-                    );
-                    let tag = ModelTag::OneShot {
-                        method: method.label(),
-                    };
-                    emit_quantized(&mut self.out, tag.clone(), &pass);
-                    let valid_ppl = self.eval(Split::Valid, tag.clone(), None);
-                    let test_ppl = self.eval(Split::Test, tag, None);
-                    self.progress.one_shot.push(OneShotSummary {
-                        bits,
-                        method: method.label(),
-                        quant_loss: pass.quant_loss(),
-                        valid_ppl,
-                        test_ppl,
-                    });
-                    for (t, w) in targets.iter().zip(&saved) {
-                        self.trainer.model.write_param(t.index, w);
-                    }
-                }
-                self.checkpoint(Position::Iteration { j: 1 })?;
-            }
-            let steps = retrain_steps(&q.retrain, steps_per_epoch);
-            let (first_j, first_step) = match start {
-                Position::Iteration { j } => (j, None),
-                Position::Retrain { j, step } => (j, Some(step)),
-                _ => (1, None),
-            };
-            for j in first_j..=q.iterations {
-                let lr = retrain_lr(&q.retrain, j);
-                let phase = Phase::Iteration {
-                    j,
-                    of: q.iterations,
-                };
-                let from = match first_step.filter(|_| j == first_j) {
-                    Some(step) => step,
-                    None => {
-                        self.out.emit(Event::PhaseStarted { phase, lr, steps });
-                        let pass = compression::quantize_model(
-                            &mut self.trainer.model,
-                            &targets,
-                            None,
-                            true,
-                            &mut self.trainer.warm,
-                            true,
-                        );
-                        emit_quantized(&mut self.out, ModelTag::Iteration { j }, &pass);
-                        let valid_ppl = self.eval(Split::Valid, ModelTag::Iteration { j }, None);
-                        self.progress.iterations.push(IterationSummary {
-                            iteration: j,
-                            quant_loss: pass.quant_loss(),
-                            valid_ppl,
-                        });
-                        self.trainer.start_phase();
-                        0
-                    }
-                };
-                let every = q.loss_every;
-                self.train(
-                    steps,
-                    from,
-                    lr,
-                    phase,
-                    0,
-                    |step| Position::Retrain { j, step },
-                    &mut |model, warm, step, out| {
-                        if step % every == 0 || step == steps {
-                            let probe = compression::quantize_model(
-                                model, &targets, None, false, warm, false,
-                            );
-                            out.emit(Event::QuantLoss {
-                                j,
-                                step,
-                                quant_loss: probe.quant_loss(),
-                            });
-                        }
-                    },
-                )?;
-                self.checkpoint(Position::Iteration { j: j + 1 })?;
-            }
-            self.out.emit(Event::PhaseStarted {
-                phase: Phase::Final,
-                lr: 0.0,
-                steps: 0,
-            });
-            let pass = compression::quantize_model(
-                &mut self.trainer.model,
-                &targets,
-                None,
-                true,
-                &mut self.trainer.warm,
-                true,
-            );
-            emit_quantized(&mut self.out, ModelTag::Final, &pass);
-            let valid_ppl = self.eval(Split::Valid, ModelTag::Final, None);
-            let test_ppl = self.eval(Split::Test, ModelTag::Final, None);
-            self.save_weights("final");
-            self.save_codes(&targets);
-            let method = q
-                .groups
-                .iter()
-                .map(|g| compression::method_of(g.method).label())
-                .collect::<Vec<_>>();
-            final_model = Some(FinalSummary {
-                bits,
-                method: if method.iter().all(|m| *m == method[0]) {
-                    method[0].clone()
-                } else {
-                    method.join("+")
-                },
-                quant_loss: pass.quant_loss(),
-                valid_ppl,
-                test_ppl,
-                sparsity: pass.sparsity(),
-                packed_bytes: pass.packed_bytes,
-                fp32_bytes: pass.fp32_bytes,
-                matrices: pass
-                    .matrices
-                    .iter()
-                    .map(|m| MatrixSummary {
-                        name: m.name.clone(),
-                        rows: m.rows,
-                        cols: m.cols,
-                        bits: m.bits,
-                        sparsity: m.sparsity,
-                        quant_loss: m.quant_loss,
-                        packed_bytes: m.packed_bytes,
-                    })
-                    .collect(),
-            });
-        }
-
-        let progress = std::mem::take(&mut self.progress);
-        let fp = progress.fp.ok_or_else(|| {
-            Halted::Failed("the checkpoint lacks the full-precision evaluation".into())
-        })?;
-        let summary = Summary {
-            name: experiment.name.clone(),
-            seed: experiment.seed,
-            fp,
-            epochs: progress.epochs,
-            pruned: progress.pruned,
-            one_shot: progress.one_shot,
-            iterations: progress.iterations,
-            final_model,
-            train_seconds: self.trainer.seconds,
-            train_tokens_per_sec: self.trainer.tokens as f64 / self.trainer.seconds.max(1e-9),
-            arithmetic: Some(Arithmetic::current()),
-        };
-        let (valid_ppl, test_ppl) = match (&summary.final_model, &summary.pruned) {
-            (Some(f), _) => (f.valid_ppl, f.test_ppl),
-            (None, Some(p)) => (p.valid_ppl, p.test_ppl),
-            (None, None) => (summary.fp.valid_ppl, summary.fp.test_ppl),
-        };
-        self.out.emit(Event::Finished {
-            valid_ppl,
-            test_ppl,
-            seconds: self.out.start.elapsed().as_secs_f64(),
-        });
-        Ok(summary)
-    }
-}
-
-fn emit_quantized(out: &mut Emitter, model: ModelTag, pass: &Pass) {
-    out.emit(Event::Quantized {
-        model,
-        quant_loss: pass.quant_loss(),
-        packed_bytes: pass.packed_bytes,
-        fp32_bytes: pass.fp32_bytes,
-        matrices: pass.matrices.clone(),
-    });
 }

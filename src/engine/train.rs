@@ -8,19 +8,23 @@ use std::time::Instant;
 use rand_chacha::ChaCha8Rng;
 
 use super::checkpoint::{Resume, TrainerState};
-use super::{Control, Emitter, Event, Phase};
+use super::{Control, Emitter};
 use crate::compress::Quantized;
 use crate::data::Segments;
 use crate::experiment::{Experiment, LossScale};
 use crate::model::{LstmLm, LstmState, StepOptions, StepStats};
+use crate::record::{Event, Phase};
 
-/// Why training returned before the phase's last step: a pause or stop was
-/// requested; `step` steps of the phase are done.
+/// Why training returned: the stretch is done, or it returned between two
+/// steps with `step` steps of it done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Halt {
+pub enum Returned {
+    Done,
+    /// A pause was requested.
     Pause {
         step: usize,
     },
+    /// A stop was requested.
     Stop {
         step: usize,
     },
@@ -28,6 +32,19 @@ pub enum Halt {
     Checkpoint {
         step: usize,
     },
+}
+
+/// A stretch of training: steps `from..steps` of a phase at one learning rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stretch {
+    pub phase: Phase,
+    /// Pre-training epoch (1-based); 0 outside pre-training.
+    pub epoch: usize,
+    /// Steps in the phase (or the pre-training epoch).
+    pub steps: usize,
+    /// Steps already done.
+    pub from: usize,
+    pub lr: f64,
 }
 
 /// Each quantized matrix's latest codes, the warm start of its next quantization.
@@ -191,38 +208,40 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    /// Runs the phase's steps `from..steps` at `lr`, reporting progress;
-    /// `after_step` runs after each (mask updates, live quantization loss)
-    /// with the number of steps done. Returns early, between two steps, when
-    /// a pause or stop is requested.
-    #[allow(clippy::too_many_arguments)]
+    /// Runs the stretch, reporting progress; `after_step` runs after each
+    /// step (mask updates, live quantization loss) with the number of steps
+    /// done. Returns early, between two steps, when a pause or stop is
+    /// requested or a periodic checkpoint is due.
     pub fn run(
         &mut self,
-        steps: usize,
-        from: usize,
-        lr: f64,
-        phase: Phase,
-        epoch: usize,
+        stretch: Stretch,
         out: &mut Emitter,
         control: &Control,
         after_step: &mut impl FnMut(&mut LstmLm<f32>, &mut Warm, usize, &mut Emitter),
-    ) -> Result<(), Halt> {
+    ) -> Returned {
+        let Stretch {
+            phase,
+            epoch,
+            steps,
+            from,
+            lr,
+        } = stretch;
         let (mut window_nll, mut window_count) = (0.0, 0usize);
         let mut window_start = Instant::now();
         let report_every = (steps / 100).max(1);
         for step in from..steps {
             if control.is_stopped() {
-                return Err(Halt::Stop { step });
+                return Returned::Stop { step };
             }
             if control.is_paused() {
-                return Err(Halt::Pause { step });
+                return Returned::Pause { step };
             }
             if step > from
                 && self
                     .checkpoint_every
                     .is_some_and(|s| self.since_checkpoint >= s)
             {
-                return Err(Halt::Checkpoint { step });
+                return Returned::Checkpoint { step };
             }
             let stats = self.step(lr);
             self.phase_nll += stats.nll_sum;
@@ -249,6 +268,6 @@ impl<'a> Trainer<'a> {
             }
             after_step(&mut self.model, &mut self.warm, step + 1, out);
         }
-        Ok(())
+        Returned::Done
     }
 }

@@ -1,5 +1,5 @@
 //! The packed model file (`iq-tui export-model`): a quantized (and pruned)
-//! LSTM language model stored the way METHOD.md §4 counts its size, and read
+//! LSTM language model stored the way docs/method.md §5 counts its size, and read
 //! back into kernels that compute with the bits directly (`infer.rs`).
 //!
 //! ```text
@@ -244,7 +244,7 @@ impl PackedModel {
         })
     }
 
-    /// Bytes of everything but the header: METHOD.md §4's packed size.
+    /// Bytes of everything but the header: docs/method.md §5's packed size.
     pub fn packed_bytes(&self) -> u64 {
         self.params.iter().map(|p| section(p).1.len() as u64).sum()
     }
@@ -272,13 +272,10 @@ impl PackedModel {
         out.extend_from_slice(&(header.len() as u64).to_le_bytes());
         out.extend_from_slice(&header);
         out.extend_from_slice(&body);
-        let tmp = path.with_extension("tmp");
-        let io = |p: &Path| {
-            let p = p.to_path_buf();
-            move |source| PackedError::Io { path: p, source }
-        };
-        fs::write(&tmp, &out).map_err(io(&tmp))?;
-        fs::rename(&tmp, path).map_err(io(path))?;
+        crate::atomic::write(path, &out).map_err(|source| PackedError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(body.len() as u64)
     }
 

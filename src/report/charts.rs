@@ -8,7 +8,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::colors::colormaps::ViridisRGB;
 
-use super::series::HistogramSet;
+use crate::record::series::HistogramSet;
 
 const FONT: &str = "sans-serif";
 const SIZE: (u32, u32) = (900, 560);
@@ -75,18 +75,25 @@ impl<F> Both<F> {
         ensure_font();
         let svg_path = stem.with_extension("svg");
         let png_path = stem.with_extension("png");
+        let mut text = String::new();
         {
-            let root = SVGBackend::new(&svg_path, size).into_drawing_area();
+            let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
             root.fill(&WHITE).map_err(err)?;
             svg(&self.0, &root)?;
             root.present().map_err(err)?;
         }
-        {
-            let root = BitMapBackend::new(&png_path, size).into_drawing_area();
-            root.fill(&WHITE).map_err(err)?;
-            png(&self.0, &root)?;
-            root.present().map_err(err)?;
-        }
+        crate::atomic::write(&svg_path, text.as_bytes())
+            .map_err(|e| format!("{}: {e}", svg_path.display()))?;
+        crate::atomic::write_via(
+            &png_path,
+            |tmp| {
+                let root = BitMapBackend::new(tmp, size).into_drawing_area();
+                root.fill(&WHITE).map_err(err)?;
+                png(&self.0, &root)?;
+                root.present().map_err(err)
+            },
+            |e| format!("{}: {e}", png_path.display()),
+        )?;
         Ok(vec![svg_path, png_path])
     }
 }

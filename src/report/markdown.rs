@@ -10,7 +10,7 @@ fn num(x: Option<f64>, digits: usize) -> String {
 }
 
 fn bytes(x: Option<u64>) -> String {
-    x.map_or("–".into(), crate::headless::format_bytes)
+    x.map_or("–".into(), crate::record::format::bytes)
 }
 
 fn chart_caption(name: &str) -> &'static str {
@@ -112,9 +112,9 @@ pub fn run_report(run: &RunRecords, charts: &[&str]) -> String {
             bytes(r.fp32_bytes),
         );
     }
-    let per_iteration = run.series.loss_per_iteration();
+    let per_iteration = run.view.series.loss_per_iteration();
     if !per_iteration.is_empty() {
-        let valid = run.series.valid_per_iteration();
+        let valid = run.view.series.valid_per_iteration();
         let _ = writeln!(md, "\n## Quantization loss per iteration\n");
         let _ = writeln!(
             md,
@@ -124,7 +124,7 @@ pub fn run_report(run: &RunRecords, charts: &[&str]) -> String {
         for (i, (x, loss)) in per_iteration.iter().enumerate() {
             let ppl = valid.iter().find(|(j, _)| j == x).map(|p| p.1).or_else(|| {
                 (i + 1 == last)
-                    .then(|| run.series.eval("final", "valid"))
+                    .then(|| run.view.series.eval("final", "valid"))
                     .flatten()
             });
             let label = if i + 1 == last && valid.iter().all(|(j, _)| j != x) {

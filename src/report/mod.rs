@@ -9,17 +9,15 @@
 
 pub mod charts;
 mod markdown;
-pub mod series;
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::engine::{Record, Summary};
+use crate::record::series::HistogramSet;
+use crate::record::{ModelTag, Record, RunView, Series, Summary};
 use crate::store::manifest::RunManifest;
-use crate::ui::state::RunView;
 use charts::{Line, LineChart, PALETTE};
-use series::{HistogramSet, Series};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -42,8 +40,8 @@ pub struct RunRecords {
     pub manifest: Option<RunManifest>,
     pub summary: Option<Summary>,
     pub records: Vec<Record>,
+    /// The records folded, with every series.
     pub view: RunView,
-    pub series: Series,
 }
 
 impl RunRecords {
@@ -80,11 +78,7 @@ pub fn load(dir: &Path) -> Result<RunRecords, ReportError> {
         })?),
     };
     let manifest = read("manifest.json").and_then(|t| serde_json::from_str(&t).ok());
-    let mut view = RunView::default();
-    for r in &records {
-        view.apply(r);
-    }
-    let series = Series::from_records(&records);
+    let view = RunView::from_records(&records);
     Ok(RunRecords {
         dir: dir.to_path_buf(),
         experiment: read("experiment.ron").unwrap_or_default(),
@@ -92,12 +86,11 @@ pub fn load(dir: &Path) -> Result<RunRecords, ReportError> {
         summary,
         records,
         view,
-        series,
     })
 }
 
 fn write(path: &Path, bytes: impl AsRef<[u8]>) -> Result<(), ReportError> {
-    std::fs::write(path, bytes).map_err(|source| ReportError::Write {
+    crate::atomic::write(path, bytes.as_ref()).map_err(|source| ReportError::Write {
         path: path.to_path_buf(),
         source,
     })
@@ -113,15 +106,14 @@ fn mkdir(path: &Path) -> Result<(), ReportError> {
 /// Writes rows as `<stem>.csv` and `<stem>.json`.
 fn table<T: Serialize>(dir: &Path, stem: &str, rows: &[T]) -> Result<(), ReportError> {
     let csv_path = dir.join(format!("{stem}.csv"));
-    let io = |e: csv::Error| ReportError::Write {
-        path: csv_path.clone(),
-        source: std::io::Error::other(e),
-    };
-    let mut w = csv::Writer::from_path(&csv_path).map_err(io)?;
-    for r in rows {
-        w.serialize(r).map_err(io)?;
-    }
-    w.flush().map_err(|source| ReportError::Write {
+    crate::atomic::write_with(&csv_path, |out| {
+        let mut w = csv::Writer::from_writer(out);
+        for r in rows {
+            w.serialize(r).map_err(std::io::Error::other)?;
+        }
+        w.flush()
+    })
+    .map_err(|source| ReportError::Write {
         path: csv_path.clone(),
         source,
     })?;
@@ -263,7 +255,7 @@ pub fn export_run(run: &RunRecords, to: &Path) -> Result<Exported, ReportError> 
     let charts_dir = to.join("charts");
     mkdir(&data)?;
     mkdir(&charts_dir)?;
-    let s = &run.series;
+    let s = &run.view.series;
     table(&data, "epochs", &s.epochs)?;
     table(&data, "train_progress", &s.train_progress)?;
     table(&data, "evaluations", &s.evaluations)?;
@@ -295,7 +287,7 @@ pub fn export_run(run: &RunRecords, to: &Path) -> Result<Exported, ReportError> 
     let name = run.name();
     if !s.epochs.is_empty() {
         let stem = charts_dir.join("pretraining");
-        let pts = |f: fn(&series::EpochRow) -> f64| {
+        let pts = |f: fn(&crate::record::series::EpochRow) -> f64| {
             s.epochs.iter().map(|e| (e.epoch as f64, f(e))).collect()
         };
         chart(
@@ -331,11 +323,15 @@ pub fn export_run(run: &RunRecords, to: &Path) -> Result<Exported, ReportError> 
     if !per_iteration.is_empty() {
         let stem = charts_dir.join("quant_loss");
         let mut references = Vec::new();
-        for (i, m) in ["1-shot greedy", "1-shot alternating"].iter().enumerate() {
+        for (i, method) in ["greedy", "alternating"].into_iter().enumerate() {
+            let m = ModelTag::OneShot {
+                method: method.into(),
+            }
+            .to_string();
             if let Some(r) = s
                 .quant_loss
                 .iter()
-                .find(|r| r.model == *m && r.matrix == "total")
+                .find(|r| r.model == m && r.matrix == "total")
             {
                 references.push((format!("{m} (no retraining)"), r.quant_loss, PALETTE[4 + i]));
             }
@@ -511,7 +507,7 @@ pub fn export_comparison(runs: &[RunRecords], to: &Path) -> Result<Exported, Rep
             .enumerate()
             .map(|(i, r)| Line {
                 label: r.label(),
-                points: f(&r.series),
+                points: f(&r.view.series),
                 color: PALETTE[i % PALETTE.len()],
                 markers: true,
             })

@@ -14,8 +14,7 @@
 //! tensor's name, shape and bytes in name order).
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, TensorView};
@@ -263,24 +262,12 @@ impl Checkpoints {
         let events_len = fs::metadata(&self.events).map(|m| m.len()).unwrap_or(0);
         let seq = self.list().first().map_or(1, |(s, _)| s + 1);
         let path = self.dir.join(format!("{PREFIX}{seq:06}{SUFFIX}"));
-        let tmp = self.dir.join(format!(".{PREFIX}{seq:06}{SUFFIX}.tmp"));
         let bytes = encode(&CheckpointFile {
             state,
             events_len,
             tensors,
         });
-        let written = File::create(&tmp)
-            .and_then(|mut f| f.write_all(&bytes).and_then(|_| f.sync_all()))
-            .map_err(io(&tmp));
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        // The rename is durable only once the directory is synced.
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
+        crate::atomic::write(&path, &bytes).map_err(io(&path))?;
         for (_, old) in self.list().into_iter().skip(KEEP) {
             let _ = fs::remove_file(old);
         }
@@ -314,7 +301,7 @@ impl Checkpoints {
     /// Removes temporary files left by a checkpoint write that was killed.
     pub fn clean_partial(&self) {
         for e in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            if e.file_name().to_string_lossy().ends_with(".tmp") {
+            if crate::atomic::is_temporary(&e.file_name().to_string_lossy()) {
                 let _ = fs::remove_file(e.path());
             }
         }

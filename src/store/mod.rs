@@ -20,9 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use std::sync::Arc;
-
-use crate::engine::{Control, Listener, Record};
+use crate::record::{Listener, Record};
 
 /// Why the run directory could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -79,15 +77,10 @@ impl RunDir {
         self.path.join(name)
     }
 
-    /// Writes `name` atomically: temporary file, fsync, rename.
+    /// Writes `name` atomically ([`crate::atomic`]).
     pub fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let target = self.file(name);
-        let tmp = self.file(&format!(".{name}.tmp"));
-        let mut f = File::create(&tmp).map_err(at(&tmp))?;
-        f.write_all(bytes).map_err(at(&tmp))?;
-        f.sync_all().map_err(at(&tmp))?;
-        fs::rename(&tmp, &target).map_err(at(&target))?;
-        Ok(())
+        crate::atomic::write(&target, bytes).map_err(at(&target))
     }
 
     pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
@@ -119,14 +112,14 @@ pub struct EventLog {
     path: PathBuf,
     out: BufWriter<File>,
     error: Option<StoreError>,
-    on_error: Option<Arc<Control>>,
+    on_error: Option<Box<dyn Fn() + Send>>,
 }
 
 impl EventLog {
-    /// Stops the run through `control` if a record cannot be written, so a
-    /// full disk never lets a run go on unrecorded.
-    pub fn stop_on_error(mut self, control: Arc<Control>) -> Self {
-        self.on_error = Some(control);
+    /// Calls `stop` if a record cannot be written (the caller stops the run
+    /// with it), so a full disk never lets a run go on unrecorded.
+    pub fn on_error(mut self, stop: impl Fn() + Send + 'static) -> Self {
+        self.on_error = Some(Box::new(stop));
         self
     }
 
@@ -148,8 +141,8 @@ impl Listener for EventLog {
             .write_all(line.as_bytes())
             .and_then(|_| self.out.flush());
         if let Err(source) = result {
-            if let Some(control) = &self.on_error {
-                control.stop();
+            if let Some(stop) = &self.on_error {
+                stop();
             }
             self.error = Some(StoreError {
                 path: self.path.clone(),

@@ -2,7 +2,7 @@
 //! can read and write).
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 /// Why a `.npy` file could not be read or written. Each names the file.
@@ -94,14 +94,15 @@ pub fn write_npy(path: &Path, m: &Matrix) -> Result<(), NpyError> {
         path: path.to_path_buf(),
         source,
     };
-    let file = File::create(path).map_err(io)?;
     use npyz::WriterBuilder;
-    let mut writer = npyz::WriteOptions::<f32>::new()
-        .default_dtype()
-        .shape(&[m.rows as u64, m.cols as u64])
-        .writer(BufWriter::new(file))
-        .begin_nd()
-        .map_err(io)?;
-    writer.extend(m.values.iter().copied()).map_err(io)?;
-    writer.finish().map_err(io)
+    crate::atomic::write_with(path, |out| {
+        let mut writer = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&[m.rows as u64, m.cols as u64])
+            .writer(out)
+            .begin_nd()?;
+        writer.extend(m.values.iter().copied())?;
+        writer.finish()
+    })
+    .map_err(io)
 }

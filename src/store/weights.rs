@@ -62,13 +62,12 @@ pub fn save(dir: &Path, weights: &Weights) -> Result<(), WeightsError> {
     }
     let mut vocab = weights.vocab.join("\n");
     vocab.push('\n');
-    fs::write(dir.join("vocab.txt"), vocab).map_err(io(&dir.join("vocab.txt")))?;
+    let vocab_path = dir.join("vocab.txt");
+    crate::atomic::write(&vocab_path, vocab.as_bytes()).map_err(io(&vocab_path))?;
     // The manifest goes last: a directory without it is incomplete.
     let manifest = serde_json::to_string_pretty(&weights.manifest).expect("serialisable");
-    let tmp = dir.join(".model.json.tmp");
-    fs::write(&tmp, manifest).map_err(io(&tmp))?;
-    fs::rename(&tmp, dir.join("model.json")).map_err(io(&dir.join("model.json")))?;
-    Ok(())
+    let manifest_path = dir.join("model.json");
+    crate::atomic::write(&manifest_path, manifest.as_bytes()).map_err(io(&manifest_path))
 }
 
 /// Loads weights from `dir`, or from `dir/weights/fp` when `dir` is a run directory.
@@ -141,11 +140,8 @@ pub fn save_codes(
         events_len: 0,
         tensors,
     });
-    let tmp = path.with_extension("tmp");
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| WeightsError::Io { path: p, source }
-    };
-    fs::write(&tmp, bytes).map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))
+    crate::atomic::write(path, &bytes).map_err(|source| WeightsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }

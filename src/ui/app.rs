@@ -14,10 +14,12 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::keymap::Keymap;
-use super::state::{RunStatus, State};
+use super::state::State;
 use super::update::{update, Command};
 use super::view::draw;
-use crate::engine::{Control, Event, Record};
+use crate::engine::Control;
+use crate::record::RunStatus;
+use crate::record::{Event, Record};
 
 /// Where the records come from.
 pub enum Source {
@@ -43,8 +45,7 @@ pub fn run_dashboard(
             "standard output is not a terminal; use `iq-tui run FILE --headless` for plain progress lines",
         ));
     }
-    let mut state = State::new(matches!(source, Source::Recorded(_)));
-    state.keys = keymap.describe();
+    let mut state = State::new(matches!(source, Source::Recorded(_)), keymap.describe());
     let (records, control) = match source {
         Source::Live { records, control } => (Some(records), Some(control)),
         Source::Recorded(all) => {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde::Deserialize;
 
-use super::update::Action;
+use super::action::{Action, KeyHelp};
 
 /// A key as written in a keymap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,10 +134,10 @@ impl Default for Keymap {
             (code(KeyCode::BackTab), PrevView),
             (code(KeyCode::Left), PrevView),
             (k('h'), PrevView),
-            (code(KeyCode::Down), NextMatrix),
             (k('j'), NextMatrix),
-            (code(KeyCode::Up), PrevMatrix),
+            (code(KeyCode::Down), NextMatrix),
             (k('k'), PrevMatrix),
+            (code(KeyCode::Up), PrevMatrix),
             (k('g'), ToggleLogScale),
             (k('b'), ToggleBlocks),
         ];
@@ -169,24 +169,17 @@ impl Keymap {
     }
 
     /// Keys of each action, in the order of [`Action::ALL`], for help.
-    pub fn describe(&self) -> Vec<(String, &'static str)> {
+    pub fn describe(&self) -> Vec<KeyHelp> {
         Action::ALL
             .iter()
-            .map(|a| {
-                let keys: Vec<String> = self
+            .map(|&action| KeyHelp {
+                action,
+                keys: self
                     .bindings
                     .iter()
-                    .filter(|(_, b)| b == a)
+                    .filter(|(_, b)| *b == action)
                     .map(|(k, _)| k.label())
-                    .collect();
-                (
-                    if keys.is_empty() {
-                        "(unbound)".into()
-                    } else {
-                        keys.join(", ")
-                    },
-                    a.description(),
-                )
+                    .collect(),
             })
             .collect()
     }
@@ -272,7 +265,7 @@ mod tests {
             Some(Action::NextView)
         );
         assert_eq!(m.action_for(press('x')), None);
-        assert!(m.describe().iter().all(|(keys, _)| keys != "(unbound)"));
+        assert!(m.describe().iter().all(|k| !k.keys.is_empty()));
     }
 
     #[test]

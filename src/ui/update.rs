@@ -1,62 +1,9 @@
 //! Actions and the pure `update` that applies one to the state and says what
 //! the engine or the app must do. Keys reach actions through `keymap`.
 
-use serde::Deserialize;
-
-use super::state::{RunStatus, State, View};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-pub enum Action {
-    TogglePause,
-    Stop,
-    Export,
-    Help,
-    Quit,
-    Confirm,
-    Cancel,
-    NextView,
-    PrevView,
-    NextMatrix,
-    PrevMatrix,
-    ToggleLogScale,
-    ToggleBlocks,
-}
-
-impl Action {
-    pub const ALL: [Action; 13] = [
-        Action::TogglePause,
-        Action::Stop,
-        Action::Export,
-        Action::NextView,
-        Action::PrevView,
-        Action::NextMatrix,
-        Action::PrevMatrix,
-        Action::ToggleLogScale,
-        Action::ToggleBlocks,
-        Action::Help,
-        Action::Quit,
-        Action::Confirm,
-        Action::Cancel,
-    ];
-
-    pub fn description(self) -> &'static str {
-        match self {
-            Action::TogglePause => "pause / resume training (between steps)",
-            Action::Stop => "stop the run (records stay consistent)",
-            Action::Export => "export a snapshot (JSON and CSV)",
-            Action::NextView => "next view",
-            Action::PrevView => "previous view",
-            Action::NextMatrix => "next matrix",
-            Action::PrevMatrix => "previous matrix",
-            Action::ToggleLogScale => "quantization loss: log / linear scale",
-            Action::ToggleBlocks => "plain block characters in charts",
-            Action::Help => "this help",
-            Action::Quit => "quit (asks first while a run is going)",
-            Action::Confirm => "yes (in a question)",
-            Action::Cancel => "no (in a question)",
-        }
-    }
-}
+pub use super::action::Action;
+use super::state::{State, View};
+use crate::record::RunStatus;
 
 /// What `update` asks of the outside world.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,10 +68,10 @@ pub fn update(state: &mut State, action: Action) -> Option<Command> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Event, Record};
+    use crate::record::{Event, Record};
 
     fn running() -> State {
-        let mut s = State::new(false);
+        let mut s = State::new(false, Vec::new());
         s.run.status = Some(RunStatus::Running);
         s
     }
@@ -138,7 +85,7 @@ mod tests {
             event: Event::Paused,
         });
         assert_eq!(update(&mut s, Action::TogglePause), Some(Command::Resume));
-        let mut ro = State::new(true);
+        let mut ro = State::new(true, Vec::new());
         assert_eq!(update(&mut ro, Action::TogglePause), None);
     }
 
@@ -151,7 +98,7 @@ mod tests {
         assert!(!s.confirm_quit);
         update(&mut s, Action::Quit);
         assert_eq!(update(&mut s, Action::Confirm), Some(Command::Exit));
-        let mut done = State::new(false);
+        let mut done = State::new(false, Vec::new());
         done.run.status = Some(RunStatus::Finished);
         assert_eq!(update(&mut done, Action::Quit), Some(Command::Exit));
     }
@@ -182,7 +129,7 @@ mod tests {
     #[test]
     fn matrix_selection_wraps_both_ways() {
         let mut s = running();
-        let report = |name: &str| crate::engine::MatrixReport {
+        let report = |name: &str| crate::record::MatrixReport {
             name: name.into(),
             rows: 1,
             cols: 1,
@@ -209,7 +156,7 @@ mod tests {
 
     #[test]
     fn stop_and_pause_do_nothing_once_the_run_is_over() {
-        let mut s = State::new(false);
+        let mut s = State::new(false, Vec::new());
         s.run.status = Some(RunStatus::Finished);
         assert_eq!(update(&mut s, Action::Stop), None);
         assert_eq!(update(&mut s, Action::TogglePause), None);

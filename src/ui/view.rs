@@ -10,9 +10,11 @@ use ratatui::widgets::{
 };
 use ratatui::Frame;
 
-use super::state::{RunStatus, State, View};
-use crate::engine::Phase;
-use crate::headless::{format_bytes, format_duration};
+use super::action::Action;
+use super::state::{State, View};
+use crate::record::format::{bytes as format_bytes, duration as format_duration};
+use crate::record::Phase;
+use crate::record::RunStatus;
 
 pub fn draw(frame: &mut Frame, state: &State) {
     let area = frame.area();
@@ -49,12 +51,10 @@ pub fn draw(frame: &mut Frame, state: &State) {
     if log_height > 0 {
         draw_log(frame, log, state);
     }
-    let hint = if state.read_only {
-        " Tab view · j/k matrix · g log · e export · ? help · q quit"
-    } else {
-        " p pause · s stop · e export · Tab view · j/k matrix · ? help · q quit"
-    };
-    frame.render_widget(Paragraph::new(hint).style(Style::new().dim()), keys);
+    frame.render_widget(
+        Paragraph::new(footer(state)).style(Style::new().dim()),
+        keys,
+    );
     if state.help {
         draw_help(frame, area, state);
     }
@@ -80,11 +80,9 @@ fn phase_text(state: &State) -> String {
     let r = &state.run;
     match r.phase {
         None => "starting".into(),
-        Some(Phase::Pretrain) => format!("pre-train · epoch {}/{}", r.epoch, r.epochs),
-        Some(Phase::Prune) => "prune + retrain".into(),
-        Some(Phase::OneShot) => "one-shot baselines".into(),
-        Some(Phase::Iteration { j, of }) => format!("iteration {j}/{of}: quantize, retrain"),
-        Some(Phase::Final) => "final quantization".into(),
+        Some(phase @ Phase::Pretrain) => format!("{phase} · epoch {}/{}", r.epoch, r.epochs),
+        Some(phase @ Phase::Iteration { .. }) => format!("{phase}: quantize, retrain"),
+        Some(phase) => phase.to_string(),
     }
 }
 
@@ -305,7 +303,7 @@ fn matrix_list(
     frame: &mut Frame,
     area: Rect,
     state: &State,
-    value: impl Fn(&crate::engine::MatrixReport) -> String,
+    value: impl Fn(&crate::record::MatrixReport) -> String,
 ) {
     let rows = state.run.matrices.iter().enumerate().map(|(i, m)| {
         let style = if i == state.selected {
@@ -469,15 +467,61 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     )
 }
 
+/// The footer's key hints, from the keymap in force: `p pause · s stop · …`.
+/// Controls that cannot act on a reopened run are not offered there.
+fn footer(state: &State) -> String {
+    use Action::*;
+    let groups: &[&[Action]] = if state.read_only {
+        &[
+            &[NextView],
+            &[NextMatrix, PrevMatrix],
+            &[ToggleLogScale],
+            &[Export],
+            &[Help],
+            &[Quit],
+        ]
+    } else {
+        &[
+            &[TogglePause],
+            &[Stop],
+            &[Export],
+            &[NextView],
+            &[NextMatrix, PrevMatrix],
+            &[Help],
+            &[Quit],
+        ]
+    };
+    let first_key = |action: Action| {
+        state
+            .keys
+            .iter()
+            .find(|k| k.action == action)
+            .and_then(|k| k.keys.first().cloned())
+    };
+    let hints: Vec<String> = groups
+        .iter()
+        .filter_map(|group| {
+            let keys: Vec<String> = group.iter().filter_map(|&a| first_key(a)).collect();
+            (!keys.is_empty()).then(|| format!("{} {}", keys.join("/"), group[0].hint()))
+        })
+        .collect();
+    format!(" {}", hints.join(" · "))
+}
+
 fn draw_help(frame: &mut Frame, area: Rect, state: &State) {
     let popup = centered(area, 72, state.keys.len() as u16 + 2);
     let lines: Vec<Line> = state
         .keys
         .iter()
-        .map(|(k, what)| {
+        .map(|k| {
+            let keys = if k.keys.is_empty() {
+                "(unbound)".to_string()
+            } else {
+                k.keys.join(", ")
+            };
             Line::from(vec![
-                Span::styled(format!("{k:>28}  "), Style::new().bold()),
-                Span::raw(*what),
+                Span::styled(format!("{keys:>28}  "), Style::new().bold()),
+                Span::raw(k.action.description()),
             ])
         })
         .collect();

@@ -60,3 +60,34 @@ pub fn ptb_dir() -> Option<PathBuf> {
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("read json")).expect("parse json")
 }
+
+/// A 4 KiB tmpfs mounted at `at` for as long as this lives: a real full
+/// disk. Mounting needs root (CI runs as root); elsewhere the caller skips,
+/// and under `CI=true` that is a failure.
+pub struct TinyFilesystem(PathBuf);
+
+impl TinyFilesystem {
+    pub fn mount(at: &Path) -> Option<Self> {
+        std::fs::create_dir_all(at).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4k", "tmpfs"])
+            .arg(at)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if mounted {
+            return Some(Self(at.to_path_buf()));
+        }
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to mount a tmpfs (it runs as root) to test a full disk"
+        );
+        eprintln!("skipping: cannot mount a tmpfs here (needs root)");
+        None
+    }
+}
+
+impl Drop for TinyFilesystem {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).output();
+    }
+}

@@ -1,12 +1,11 @@
 //! Every scalar series and every histogram a run recorded, as flat rows that
-//! go to CSV and JSON alike.
+//! go to CSV and JSON alike; filled by the run's fold ([`super::RunView`]).
 
 use serde::Serialize;
 
-use crate::engine::{Event, MatrixReport, ModelTag, Phase, Record};
-use crate::ui::state::label;
+use super::events::{Event, MatrixReport, ModelTag, Record};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EpochRow {
     pub epoch: usize,
     pub lr: f64,
@@ -15,7 +14,7 @@ pub struct EpochRow {
     pub seconds: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProgressRow {
     pub t: f64,
     pub phase: String,
@@ -27,7 +26,7 @@ pub struct ProgressRow {
     pub tokens_per_sec: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvaluationRow {
     pub t: f64,
     pub split: String,
@@ -39,7 +38,7 @@ pub struct EvaluationRow {
 }
 
 /// Quantization loss of one matrix (or `total`) in one quantized model.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QuantLossRow {
     pub model: String,
     /// 1..K for the iterations, K + 1 for the final model; empty for one-shot.
@@ -49,14 +48,14 @@ pub struct QuantLossRow {
 }
 
 /// Distance from the quantized version, measured during retraining.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LiveLossRow {
     pub iteration: usize,
     pub step: usize,
     pub quant_loss: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistogramRow {
     /// The model the weights were measured in (before quantizing them).
     pub model: String,
@@ -67,7 +66,7 @@ pub struct HistogramRow {
     pub count: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DensityRow {
     pub model: String,
     pub matrix: String,
@@ -77,7 +76,7 @@ pub struct DensityRow {
 }
 
 /// A histogram with the quantization levels fitted to it, for charts and JSON.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistogramSet {
     pub model: String,
     pub matrix: String,
@@ -87,7 +86,7 @@ pub struct HistogramSet {
     pub levels: Vec<f32>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Series {
     pub epochs: Vec<EpochRow>,
     pub train_progress: Vec<ProgressRow>,
@@ -98,116 +97,100 @@ pub struct Series {
     pub density: Vec<DensityRow>,
 }
 
-fn phase_name(p: &Phase) -> String {
-    match p {
-        Phase::Pretrain => "pretrain".into(),
-        Phase::Prune => "prune".into(),
-        Phase::OneShot => "one_shot".into(),
-        Phase::Iteration { j, .. } => format!("iteration {j}"),
-        Phase::Final => "final".into(),
-    }
-}
-
 impl Series {
-    pub fn from_records(records: &[Record]) -> Self {
-        let mut s = Series::default();
-        let mut iterations = 0;
-        for r in records {
-            match &r.event {
-                Event::PhaseStarted {
-                    phase: Phase::Iteration { of, .. },
-                    ..
-                } => iterations = *of,
-                Event::EpochFinished {
-                    epoch,
-                    train_ppl,
-                    valid_ppl,
-                    lr,
-                    seconds,
-                } => s.epochs.push(EpochRow {
-                    epoch: *epoch,
-                    lr: *lr,
-                    train_ppl: *train_ppl,
-                    valid_ppl: *valid_ppl,
-                    seconds: *seconds,
-                }),
-                Event::TrainProgress {
-                    phase,
-                    epoch,
-                    step,
-                    train_ppl,
-                    grad_norm,
-                    lr,
-                    tokens_per_sec,
-                    ..
-                } => s.train_progress.push(ProgressRow {
-                    t: r.t,
-                    phase: phase_name(phase),
-                    epoch: *epoch,
-                    step: *step,
-                    train_ppl: *train_ppl,
-                    grad_norm: *grad_norm,
-                    lr: *lr,
-                    tokens_per_sec: *tokens_per_sec,
-                }),
-                Event::Evaluated {
-                    split,
-                    model,
-                    epoch,
-                    ppl,
-                    nll,
-                    tokens,
-                } => s.evaluations.push(EvaluationRow {
-                    t: r.t,
-                    split: split.to_string(),
-                    model: label(model),
-                    epoch: *epoch,
-                    ppl: *ppl,
-                    nll: *nll,
-                    tokens: *tokens,
-                }),
-                Event::QuantLoss {
-                    j,
-                    step,
-                    quant_loss,
-                } => s.live_loss.push(LiveLossRow {
-                    iteration: *j,
-                    step: *step,
+    /// Folds one record in; `iterations` is K once an iteration has started.
+    pub(super) fn apply(&mut self, r: &Record, iterations: usize) {
+        match &r.event {
+            Event::EpochFinished {
+                epoch,
+                train_ppl,
+                valid_ppl,
+                lr,
+                seconds,
+            } => self.epochs.push(EpochRow {
+                epoch: *epoch,
+                lr: *lr,
+                train_ppl: *train_ppl,
+                valid_ppl: *valid_ppl,
+                seconds: *seconds,
+            }),
+            Event::TrainProgress {
+                phase,
+                epoch,
+                step,
+                train_ppl,
+                grad_norm,
+                lr,
+                tokens_per_sec,
+                ..
+            } => self.train_progress.push(ProgressRow {
+                t: r.t,
+                phase: phase.id(),
+                epoch: *epoch,
+                step: *step,
+                train_ppl: *train_ppl,
+                grad_norm: *grad_norm,
+                lr: *lr,
+                tokens_per_sec: *tokens_per_sec,
+            }),
+            Event::Evaluated {
+                split,
+                model,
+                epoch,
+                ppl,
+                nll,
+                tokens,
+            } => self.evaluations.push(EvaluationRow {
+                t: r.t,
+                split: split.to_string(),
+                model: model.to_string(),
+                epoch: *epoch,
+                ppl: *ppl,
+                nll: *nll,
+                tokens: *tokens,
+            }),
+            Event::QuantLoss {
+                j,
+                step,
+                quant_loss,
+            } => self.live_loss.push(LiveLossRow {
+                iteration: *j,
+                step: *step,
+                quant_loss: *quant_loss,
+            }),
+            Event::Quantized {
+                model,
+                quant_loss,
+                matrices,
+                ..
+            } => {
+                let iteration = match model {
+                    ModelTag::Iteration { j } => Some(*j),
+                    ModelTag::Final => Some(iterations + 1),
+                    _ => None,
+                };
+                let name = model.to_string();
+                self.quant_loss.push(QuantLossRow {
+                    model: name.clone(),
+                    iteration,
+                    matrix: "total".into(),
                     quant_loss: *quant_loss,
-                }),
-                Event::Quantized {
-                    model,
-                    quant_loss,
-                    matrices,
-                    ..
-                } => {
-                    let iteration = match model {
-                        ModelTag::Iteration { j } => Some(*j),
-                        ModelTag::Final => Some(iterations + 1),
-                        _ => None,
-                    };
-                    let name = label(model);
-                    s.quant_loss.push(QuantLossRow {
+                });
+                for m in matrices {
+                    self.quant_loss.push(QuantLossRow {
                         model: name.clone(),
                         iteration,
-                        matrix: "total".into(),
-                        quant_loss: *quant_loss,
+                        matrix: m.name.clone(),
+                        quant_loss: m.quant_loss,
                     });
-                    for m in matrices {
-                        s.quant_loss.push(QuantLossRow {
-                            model: name.clone(),
-                            iteration,
-                            matrix: m.name.clone(),
-                            quant_loss: m.quant_loss,
-                        });
-                    }
-                    s.add_reports(&name, matrices);
                 }
-                Event::Pruned { matrices, .. } => s.add_reports("pruned", matrices),
-                _ => {}
+                self.add_reports(&name, matrices);
             }
+            Event::Pruned { matrices, .. } => {
+                self.add_reports(&ModelTag::Pruned.to_string(), matrices)
+            }
+            _ => {}
         }
-        s
     }
 
     fn add_reports(&mut self, model: &str, matrices: &[MatrixReport]) {

@@ -1,6 +1,9 @@
 //! What the engine tells the world. Every event the dashboard shows is also
 //! what the run directory records (`events.jsonl`), one JSON object a line,
-//! tagged by `type`.
+//! tagged by `type`. The labels of phases and models are defined here once,
+//! as `Display`, for every screen and file that names them.
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +19,7 @@ pub struct Record {
     pub event: Event,
 }
 
-/// Where the schedule is (METHOD.md §2).
+/// Where the schedule is (docs/method.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
@@ -186,4 +189,64 @@ pub enum LogLevel {
     Info,
     Warn,
     Error,
+}
+
+/// How a phase is named on screen: `pre-training`, `iteration 2/5`, …
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Phase::Pretrain => f.write_str("pre-training"),
+            Phase::Prune => f.write_str("pruning and retraining"),
+            Phase::OneShot => f.write_str("one-shot baselines"),
+            Phase::Iteration { j, of } => write!(f, "iteration {j}/{of}"),
+            Phase::Final => f.write_str("final quantization"),
+        }
+    }
+}
+
+impl Phase {
+    /// A stable, machine-readable name for data files (`train_progress.csv`):
+    /// `pretrain`, `prune`, `one_shot`, `iteration 2`, `final`.
+    pub fn id(&self) -> String {
+        match self {
+            Phase::Pretrain => "pretrain".into(),
+            Phase::Prune => "prune".into(),
+            Phase::OneShot => "one_shot".into(),
+            Phase::Iteration { j, .. } => format!("iteration {j}"),
+            Phase::Final => "final".into(),
+        }
+    }
+}
+
+/// How a model is named in tables, logs and data files: `full precision`,
+/// `pruned`, `one-shot greedy`, `iteration 3`, `final`.
+impl fmt::Display for ModelTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelTag::Fp => f.write_str("full precision"),
+            ModelTag::Pruned => f.write_str("pruned"),
+            ModelTag::OneShot { method } => write!(f, "one-shot {method}"),
+            ModelTag::Iteration { j } => write!(f, "iteration {j}"),
+            ModelTag::Final => f.write_str("final"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reader_names_phases_and_models_the_same_way() {
+        assert_eq!(
+            Phase::Iteration { j: 2, of: 5 }.to_string(),
+            "iteration 2/5"
+        );
+        assert_eq!(Phase::OneShot.id(), "one_shot");
+        let greedy = ModelTag::OneShot {
+            method: "greedy".into(),
+        };
+        assert_eq!(greedy.to_string(), "one-shot greedy");
+        assert_eq!(ModelTag::Fp.to_string(), "full precision");
+    }
 }
