@@ -403,8 +403,10 @@ fn greedy(w: &[f64], bits: usize, refit: bool) -> RowFit {
 
 /// α = argmin ‖w − Bα‖² for the current codes B (normal equations,
 /// Cholesky with a tiny ridge so duplicate codes share their coefficient).
-// Index loops read like the k×k algebra they implement.
-#[allow(clippy::needless_range_loop)]
+#[allow(
+    clippy::needless_range_loop,
+    reason = "index loops read like the k×k algebra they implement"
+)]
 fn least_squares_alphas(w: &[f64], fit: &mut RowFit) {
     let k = fit.alphas.len();
     let mut gram = [[0.0f64; 4]; 4];
@@ -444,7 +446,10 @@ fn least_squares_alphas(w: &[f64], fit: &mut RowFit) {
 }
 
 /// Solves G x = r for a symmetric positive-definite k×k G (k ≤ 4).
-#[allow(clippy::needless_range_loop)]
+#[allow(
+    clippy::needless_range_loop,
+    reason = "the Cholesky recurrences index rows and columns of one matrix"
+)]
 fn solve_spd(g: &[[f64; 4]; 4], r: &[f64; 4], k: usize) -> Option<[f64; 4]> {
     let mut l = [[0.0f64; 4]; 4];
     for i in 0..k {

@@ -243,16 +243,37 @@ impl<'a, E> View<'a, E> {
 /// of one output (column blocks here, panels in `recurrent_gemm`).
 #[derive(Clone, Copy)]
 pub(super) struct Out<E>(pub(super) *mut E);
-// SAFETY: only used for disjoint column ranges of one output.
+// SAFETY: an `Out` is only handed to tasks that write disjoint ranges of
+// one output, which outlives them (the parallel call returns after they do).
 unsafe impl<E> Send for Out<E> {}
+// SAFETY: as for `Send`: shared references only ever write disjoint ranges.
 unsafe impl<E> Sync for Out<E> {}
 
 impl<E> Out<E> {
-    /// Through a method, so closures capture the `Send` wrapper, not the field.
-    pub(super) fn at(self, offset: usize) -> *mut E {
-        // SAFETY: callers stay inside the output they were given.
+    /// The entry `offset` elements in. Through a method, so closures capture
+    /// the `Send` wrapper, not the raw field.
+    ///
+    /// # Safety
+    /// `offset` must stay inside the output this `Out` points into.
+    pub(super) unsafe fn at(self, offset: usize) -> *mut E {
+        // SAFETY: in bounds, as the caller guarantees.
         unsafe { self.0.add(offset) }
     }
+}
+
+/// `units` of the row that starts `at` elements into a shared output: the
+/// part of it one parallel task owns.
+///
+/// # Safety
+/// `at + units.end` must stay inside the output, and no other task may read
+/// or write these entries while the slice lives.
+pub(super) unsafe fn units_mut<'a, E>(
+    out: Out<E>,
+    at: usize,
+    units: &std::ops::Range<usize>,
+) -> &'a mut [E] {
+    // SAFETY: in bounds and exclusive, as the caller guarantees.
+    unsafe { std::slice::from_raw_parts_mut(out.at(at + units.start), units.len()) }
 }
 
 /// Rows per block for a caller that splits rows itself (the fused decoder):
@@ -422,37 +443,41 @@ unsafe fn kernel<E: Real>(
     b: View<E>,
     accumulate: bool,
 ) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    if backend == Backend::OpenBlas {
-        if let (Ok(blas), Some(a), Some(b)) = (openblas(), a.cblas(m, k), b.cblas(k, n)) {
-            cblas(blas, (m, n, k), dst, dst_rs, a, b, accumulate);
+    // SAFETY: the caller upholds this function's contract, which is the
+    // backends' (dst valid for m × n at dst_rs; views of m × k and k × n).
+    unsafe {
+        if m == 0 || n == 0 {
             return;
         }
+        if backend == Backend::OpenBlas {
+            if let (Ok(blas), Some(a), Some(b)) = (openblas(), a.cblas(m, k), b.cblas(k, n)) {
+                cblas(blas, (m, n, k), dst, dst_rs, a, b, accumulate);
+                return;
+            }
+        }
+        let alpha = if accumulate { E::ONE } else { E::default() };
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            alpha,
+            E::ONE,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
     }
-    let alpha = if accumulate { E::ONE } else { E::default() };
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst,
-        1,
-        dst_rs as isize,
-        accumulate,
-        a.data.as_ptr(),
-        a.col_stride as isize,
-        a.row_stride as isize,
-        b.data.as_ptr(),
-        b.col_stride as isize,
-        b.row_stride as isize,
-        alpha,
-        E::ONE,
-        false,
-        false,
-        false,
-        gemm::Parallelism::None,
-    )
 }
 
 /// A row-major CBLAS call: C (m×n, leading dimension `dst_rs`) =
@@ -469,64 +494,75 @@ unsafe fn cblas<E: Real>(
     b: (*const E, i32, usize),
     accumulate: bool,
 ) {
-    /// The row-major call, whichever float type `T` is.
-    ///
-    /// # Safety
-    /// As for [`kernel`]; `f` must be the CBLAS GEMM for `T`.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn call<T: From<u8>>(
-        f: CblasGemm<T>,
-        (m, n, k): (usize, usize, usize),
-        (a, a_trans, lda): (*const T, i32, usize),
-        (b, b_trans, ldb): (*const T, i32, usize),
-        dst: *mut T,
-        dst_rs: usize,
-        accumulate: bool,
-    ) {
-        const ROW_MAJOR: i32 = 101;
-        let beta = T::from(accumulate as u8);
-        f(
-            ROW_MAJOR,
-            a_trans,
-            b_trans,
-            m as i32,
-            n as i32,
-            k as i32,
-            T::from(1),
-            a,
-            lda as i32,
-            b,
-            ldb as i32,
-            beta,
-            dst,
-            dst_rs as i32,
-        )
-    }
-    fn cast<E, T>((p, t, ld): (*const E, i32, usize)) -> (*const T, i32, usize) {
-        (p.cast(), t, ld)
-    }
-    if TypeId::of::<E>() == TypeId::of::<f32>() {
-        call::<f32>(
-            blas.sgemm,
-            (m, n, k),
-            cast(a),
-            cast(b),
-            dst.cast(),
-            dst_rs,
-            accumulate,
-        )
-    } else if TypeId::of::<E>() == TypeId::of::<f64>() {
-        call::<f64>(
-            blas.dgemm,
-            (m, n, k),
-            cast(a),
-            cast(b),
-            dst.cast(),
-            dst_rs,
-            accumulate,
-        )
-    } else {
-        unreachable!("Real is implemented for f32 and f64 only")
+    // SAFETY: as for `kernel`, which the caller upholds; `call` gets the
+    // CBLAS routine of the type that E is (checked by TypeId).
+    unsafe {
+        /// The row-major call, whichever float type `T` is.
+        ///
+        /// # Safety
+        /// As for [`kernel`]; `f` must be the CBLAS GEMM for `T`.
+        #[allow(
+            clippy::too_many_arguments,
+            reason = "one argument per CBLAS parameter, in CBLAS's order"
+        )]
+        unsafe fn call<T: From<u8>>(
+            f: CblasGemm<T>,
+            (m, n, k): (usize, usize, usize),
+            (a, a_trans, lda): (*const T, i32, usize),
+            (b, b_trans, ldb): (*const T, i32, usize),
+            dst: *mut T,
+            dst_rs: usize,
+            accumulate: bool,
+        ) {
+            // SAFETY: the caller upholds `kernel`'s contract and passes the CBLAS
+            // routine for T.
+            unsafe {
+                const ROW_MAJOR: i32 = 101;
+                let beta = T::from(accumulate as u8);
+                f(
+                    ROW_MAJOR,
+                    a_trans,
+                    b_trans,
+                    m as i32,
+                    n as i32,
+                    k as i32,
+                    T::from(1),
+                    a,
+                    lda as i32,
+                    b,
+                    ldb as i32,
+                    beta,
+                    dst,
+                    dst_rs as i32,
+                )
+            }
+        }
+        fn cast<E, T>((p, t, ld): (*const E, i32, usize)) -> (*const T, i32, usize) {
+            (p.cast(), t, ld)
+        }
+        if TypeId::of::<E>() == TypeId::of::<f32>() {
+            call::<f32>(
+                blas.sgemm,
+                (m, n, k),
+                cast(a),
+                cast(b),
+                dst.cast(),
+                dst_rs,
+                accumulate,
+            )
+        } else if TypeId::of::<E>() == TypeId::of::<f64>() {
+            call::<f64>(
+                blas.dgemm,
+                (m, n, k),
+                cast(a),
+                cast(b),
+                dst.cast(),
+                dst_rs,
+                accumulate,
+            )
+        } else {
+            unreachable!("Real is implemented for f32 and f64 only")
+        }
     }
 }
 

@@ -13,7 +13,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::gemm::{add_column_sums, matmul, Out, View};
+use super::gemm::{add_column_sums, matmul, units_mut, Out, View};
 use super::recurrent_gemm::{chunk_panels, panel_chunks, panels_product, PackedRhs};
 use super::{values, Real};
 
@@ -111,12 +111,10 @@ where
                     )
                 };
             }
-            // SAFETY (every `own`): this task's units of one row of a
-            // batch-row output (gates: g4 wide; h, c, tanh c: hid wide);
-            // no other task touches them.
-            let own = |out: Out<E>, at: usize| unsafe {
-                std::slice::from_raw_parts_mut(out.at(at + units.start), units.len())
-            };
+            // SAFETY: for every call, `at` is a row start of a batch-row output
+            // (gates: g4 wide; h, c, tanh c: hid wide), so the units stay in
+            // it, and tasks own disjoint units, so no other task touches them.
+            let own = |out: Out<E>, at: usize| unsafe { units_mut(out, at, &units) };
             for r in 0..batch {
                 let gate = |q: usize| own(g, r * g4 + q * hid);
                 let (i, f, gg, o) = (gate(0), gate(1), gate(2), gate(3));
@@ -183,11 +181,10 @@ where
                             panels_product(dh_out, hid, batch, dg_next, &w_hh_t, panels, false)
                         };
                     }
-                    // SAFETY (every `own`): this task's units of one row of
-                    // dgates (g4 wide) or dc (hid wide), touched by no other task.
-                    let own = |out: Out<E>, at: usize| unsafe {
-                        std::slice::from_raw_parts_mut(out.at(at + units.start), units.len())
-                    };
+                    // SAFETY: for every call, `at` is a row start of dgates (g4
+                    // wide) or dc / dh (hid wide), so the units stay in it;
+                    // tasks own disjoint units, touched by no other task.
+                    let own = |out: Out<E>, at: usize| unsafe { units_mut(out, at, &units) };
                     for r in 0..batch {
                         let gate = |q: usize| units_of(g_now, r * g4 + q * hid, &units);
                         let (i, f, gg, o) = (gate(0), gate(1), gate(2), gate(3));

@@ -233,19 +233,23 @@ mod avx2 {
         panel: *const f32,
         tile: &mut crate::model::real::Tile<f32>,
     ) {
-        let mut acc = [[_mm256_setzero_ps(); 2]; R];
-        for kk in 0..k {
-            let b0 = _mm256_loadu_ps(panel.add(kk * PANEL));
-            let b1 = _mm256_loadu_ps(panel.add(kk * PANEL + 8));
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let x = _mm256_broadcast_ss(&*a.add(r * k + kk));
-                acc[0] = _mm256_fmadd_ps(x, b0, acc[0]);
-                acc[1] = _mm256_fmadd_ps(x, b1, acc[1]);
+        // SAFETY: the caller guarantees AVX2 and FMA and that `a` holds R rows
+        // of k floats and `panel` k rows of PANEL, so every load is in bounds.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); 2]; R];
+            for kk in 0..k {
+                let b0 = _mm256_loadu_ps(panel.add(kk * PANEL));
+                let b1 = _mm256_loadu_ps(panel.add(kk * PANEL + 8));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let x = _mm256_broadcast_ss(&*a.add(r * k + kk));
+                    acc[0] = _mm256_fmadd_ps(x, b0, acc[0]);
+                    acc[1] = _mm256_fmadd_ps(x, b1, acc[1]);
+                }
             }
-        }
-        for (out, acc) in tile.iter_mut().zip(&acc) {
-            _mm256_storeu_ps(out.as_mut_ptr(), acc[0]);
-            _mm256_storeu_ps(out.as_mut_ptr().add(8), acc[1]);
+            for (out, acc) in tile.iter_mut().zip(&acc) {
+                _mm256_storeu_ps(out.as_mut_ptr(), acc[0]);
+                _mm256_storeu_ps(out.as_mut_ptr().add(8), acc[1]);
+            }
         }
     }
 }

@@ -203,29 +203,33 @@ mod avx2 {
         groups: usize,
         out: &mut [[f32; LANES]],
     ) {
-        let mut acc = [[_mm256_setzero_ps(); P]; U];
-        let mut g = 0;
-        while g + U <= groups {
-            for (u, acc) in acc.iter_mut().enumerate() {
-                let t = _mm256_loadu_ps(lut.add((g + u) * LANES));
-                for (p, a) in acc.iter_mut().enumerate() {
-                    *a = _mm256_add_ps(*a, lookup(t, signs.add(p * stride + SPAN * (g + u))));
+        // SAFETY: the caller guarantees AVX2 and the table and sign lengths in
+        // this function's contract, which bound every load below.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); P]; U];
+            let mut g = 0;
+            while g + U <= groups {
+                for (u, acc) in acc.iter_mut().enumerate() {
+                    let t = _mm256_loadu_ps(lut.add((g + u) * LANES));
+                    for (p, a) in acc.iter_mut().enumerate() {
+                        *a = _mm256_add_ps(*a, lookup(t, signs.add(p * stride + SPAN * (g + u))));
+                    }
+                }
+                g += U;
+            }
+            for g in g..groups {
+                let t = _mm256_loadu_ps(lut.add(g * LANES));
+                for (p, a) in acc[0].iter_mut().enumerate() {
+                    *a = _mm256_add_ps(*a, lookup(t, signs.add(p * stride + SPAN * g)));
                 }
             }
-            g += U;
-        }
-        for g in g..groups {
-            let t = _mm256_loadu_ps(lut.add(g * LANES));
-            for (p, a) in acc[0].iter_mut().enumerate() {
-                *a = _mm256_add_ps(*a, lookup(t, signs.add(p * stride + SPAN * g)));
+            for (p, out) in out.iter_mut().enumerate() {
+                let mut sum = acc[0][p];
+                for acc in &acc[1..] {
+                    sum = _mm256_add_ps(sum, acc[p]);
+                }
+                _mm256_storeu_ps(out.as_mut_ptr(), sum);
             }
-        }
-        for (p, out) in out.iter_mut().enumerate() {
-            let mut sum = acc[0][p];
-            for acc in &acc[1..] {
-                sum = _mm256_add_ps(sum, acc[p]);
-            }
-            _mm256_storeu_ps(out.as_mut_ptr(), sum);
         }
     }
 
@@ -234,9 +238,12 @@ mod avx2 {
     #[target_feature(enable = "avx2")]
     #[inline]
     unsafe fn lookup(table: __m256, signs: *const u8) -> __m256 {
-        let shifts = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
-        let w = _mm256_set1_epi32((signs as *const i32).read_unaligned());
-        _mm256_permutevar8x32_ps(table, _mm256_srlv_epi32(w, shifts))
+        // SAFETY: the caller guarantees AVX2 and 4 readable bytes at `signs`.
+        unsafe {
+            let shifts = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
+            let w = _mm256_set1_epi32((signs as *const i32).read_unaligned());
+            _mm256_permutevar8x32_ps(table, _mm256_srlv_epi32(w, shifts))
+        }
     }
 }
 
