@@ -1,9 +1,13 @@
-fn main() -> color_eyre::Result<()> {
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
     keep_freed_memory();
     quiet_on_a_closed_pipe();
-    color_eyre::install()?;
-    let status = iq_tui::cli::main()?;
-    std::process::exit(status);
+    // A panic is a bug: color-eyre's report says where, with a backtrace.
+    if let Err(e) = color_eyre::install() {
+        eprintln!("warning: cannot install the panic report: {e}");
+    }
+    iq_tui::cli::main()
 }
 
 /// A training step allocates and frees tens of megabytes (gradients, the

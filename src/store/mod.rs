@@ -12,6 +12,7 @@
 pub mod checkpoint;
 pub mod manifest;
 pub mod npy;
+pub mod resume;
 pub mod weights;
 
 use std::fs::{self, File, OpenOptions};

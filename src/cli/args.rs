@@ -1,0 +1,257 @@
+//! The arguments of every command, with their ranges: a number out of range
+//! is refused by clap with exit status 2 before anything runs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "iq-tui",
+    version,
+    about = "Retraining-based iterative weight quantization of LSTM language models, explored from a terminal",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub(super) command: Option<Command>,
+    /// Experiment file to open in the dashboard.
+    pub(super) experiment: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum Command {
+    /// Run an experiment.
+    Run(RunArgs),
+    /// Check an experiment file; exit status 2 if it is invalid.
+    Validate {
+        file: PathBuf,
+        #[command(flatten)]
+        set: SetArgs,
+    },
+    /// Measure training throughput (tokens/s) at standard sizes.
+    Bench(BenchArgs),
+    /// Reopen a finished or stopped run in the dashboard, read-only.
+    Open { run_dir: PathBuf },
+    /// Continue a stopped or killed run from its newest intact checkpoint.
+    Resume(ResumeArgs),
+    /// Write the run's final quantized model as a packed file (bit-planes,
+    /// coefficients, masks, biases, vocabulary).
+    ExportModel {
+        run_dir: PathBuf,
+        /// Destination (default: RUN_DIR/model.iqpk).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Perplexity of a packed model, computed from its bits.
+    Eval(EvalArgs),
+    /// Write a result snapshot: every series as CSV and JSON, charts (SVG,
+    /// PNG) and a Markdown report; with several runs, also a comparison.
+    Export {
+        #[arg(required = true)]
+        run_dirs: Vec<PathBuf>,
+        /// Destination (default: RUN_DIR/snapshots/<time>, or
+        /// ./comparison-<time> for several runs).
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
+    /// Quantize your own 2-D float32 matrix (.npy, row-major) row by row and
+    /// print the relative squared error.
+    Quantize(QuantizeArgs),
+    /// Download Penn Treebank into the cache (or DIR), verified by SHA-256.
+    FetchPtb {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(super) struct SetArgs {
+    /// Override a field, e.g. `--set training.epochs=1` (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct RunArgs {
+    pub file: PathBuf,
+    /// No dashboard: progress on the terminal or as plain lines.
+    #[arg(long)]
+    pub headless: bool,
+    /// Print the resolved experiment (after defaults and overrides) and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run directory (default: <output.dir>/<name>-<timestamp>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub set: SetArgs,
+}
+
+impl RunArgs {
+    /// `iq-tui FILE`: a new run in the dashboard.
+    pub fn dashboard(file: PathBuf) -> Self {
+        Self {
+            file,
+            headless: false,
+            dry_run: false,
+            out: None,
+            set: SetArgs { set: Vec::new() },
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ResumeArgs {
+    pub run_dir: PathBuf,
+    /// No dashboard: progress on the terminal or as plain lines.
+    #[arg(long)]
+    pub headless: bool,
+    /// Resume even though experiment.ron was edited since the run started.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct QuantizeArgs {
+    /// A 2-D float32 NumPy file, e.g. from `np.save("w.npy", w.astype(np.float32))`.
+    pub file: PathBuf,
+    /// Bits per weight, 1 to 4.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub bits: u8,
+    #[arg(long, value_enum, default_value = "alternating")]
+    pub method: MethodArg,
+    /// Alternating cycles T (at least 1).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub cycles: u32,
+    /// Prune this fraction of smallest-magnitude weights first (0 ≤ P < 1);
+    /// the fit uses survivors only.
+    #[arg(long, value_name = "P", value_parser = fraction)]
+    pub mask_rate: Option<f64>,
+    /// Write the dequantized matrix here (.npy, float32).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(super) enum MethodArg {
+    Greedy,
+    Refined,
+    Alternating,
+    Uniform,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct BenchArgs {
+    /// Timed steps per configuration (median reported).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub steps: u32,
+    /// Configurations as LAYERSxHIDDEN (layers 1 to 8, hidden 1 to 8192).
+    #[arg(long, value_delimiter = ',', default_value = "1x300,2x200,2x650", value_parser = size)]
+    pub sizes: Vec<(usize, usize)>,
+    /// Vocabulary size (2 to 1,000,000).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(2..=1_000_000))]
+    pub vocab: u32,
+    /// Parallel streams (1 to 4096).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub batch: u32,
+    /// Segment length (1 to 4096).
+    #[arg(long, default_value_t = 35, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub bptt: u32,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Measure the GEMM rate the training kernels reach (1024³ products)
+    /// instead of training.
+    #[arg(long)]
+    pub gemm_peak: bool,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct EvalArgs {
+    /// A packed model from `iq-tui export-model`.
+    pub model: PathBuf,
+    #[arg(long, value_enum, default_value = "test")]
+    pub split: SplitArg,
+    /// Take the corpus from this experiment's `data` (default: the
+    /// `experiment.ron` beside MODEL, where `export-model` puts it in a run
+    /// directory; else Penn Treebank).
+    #[arg(long)]
+    pub experiment: Option<PathBuf>,
+    /// Parallel streams, 1 to 4096 (default: the experiment's eval batch, else 10).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub batch: Option<u32>,
+    /// Segment length, 1 to 4096 (default: the experiment's BPTT, else 20).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub bptt: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(super) enum SplitArg {
+    Train,
+    Valid,
+    Test,
+}
+
+/// A fraction in [0, 1).
+fn fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..1.0).contains(&p) => Ok(p),
+        Ok(p) => Err(format!("{p} is not a fraction in [0, 1)")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `LAYERSxHIDDEN`, e.g. `2x200`.
+fn size(text: &str) -> Result<(usize, usize), String> {
+    let expected = || format!("expected LAYERSxHIDDEN, e.g. 2x200 (got {text:?})");
+    let (layers, hidden) = text.split_once('x').ok_or_else(expected)?;
+    let (layers, hidden): (usize, usize) = (
+        layers.parse().map_err(|_| expected())?,
+        hidden.parse().map_err(|_| expected())?,
+    );
+    if !(1..=8).contains(&layers) {
+        return Err(format!("{layers} layers: use 1 to 8"));
+    }
+    if !(1..=8192).contains(&hidden) {
+        return Err(format!("hidden size {hidden}: use 1 to 8192"));
+    }
+    Ok((layers, hidden))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_refused_before_anything_runs() {
+        for args in [
+            &["iq-tui", "quantize", "w.npy", "--bits", "0"][..],
+            &["iq-tui", "quantize", "w.npy", "--bits", "5"],
+            &["iq-tui", "quantize", "w.npy", "--cycles", "0"],
+            &["iq-tui", "quantize", "w.npy", "--mask-rate", "1"],
+            &["iq-tui", "bench", "--sizes", "foo"],
+            &["iq-tui", "bench", "--sizes", "1x0"],
+            &["iq-tui", "bench", "--sizes", "0x8"],
+            &["iq-tui", "bench", "--sizes", "1x100000"],
+            &["iq-tui", "bench", "--vocab", "0"],
+            &["iq-tui", "bench", "--batch", "0"],
+            &["iq-tui", "eval", "m.iqpk", "--batch", "0"],
+            &["iq-tui", "eval", "m.iqpk", "--bptt", "0"],
+        ] {
+            let e = Cli::try_parse_from(args).expect_err(&args.join(" "));
+            assert_eq!(e.exit_code(), 2, "{}", args.join(" "));
+        }
+        let ok = Cli::try_parse_from(["iq-tui", "bench", "--sizes", "2x200,1x300"]).unwrap();
+        let Some(Command::Bench(b)) = ok.command else {
+            panic!("bench");
+        };
+        assert_eq!(b.sizes, vec![(2, 200), (1, 300)]);
+    }
+}

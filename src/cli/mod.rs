@@ -1,0 +1,51 @@
+//! The command line: arguments (clap checks their ranges), one function per
+//! command, and one error type whose variant is the exit status. What a
+//! command does lives in the rooms below; this folder only reads arguments,
+//! calls them and says how it went.
+//!
+//! `run.rs` starts, resumes and shows runs (the engine thread, the dashboard
+//! or the headless printer); `tools.rs` holds the other commands.
+
+mod args;
+mod error;
+mod run;
+mod tools;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+pub use args::Cli;
+use args::Command;
+pub use error::{CliError, CliResult, Done, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STOPPED};
+
+/// Runs the program.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    error::exit_code(dispatch(cli))
+}
+
+fn dispatch(cli: Cli) -> CliResult {
+    crate::model::gemm::select_backend().map_err(|e| CliError::bad(e.to_string()))?;
+    match cli.command {
+        Some(Command::Run(args)) => run::run(args),
+        Some(Command::Validate { file, set }) => tools::validate(&file, &set.set),
+        Some(Command::Bench(args)) => tools::bench(args),
+        Some(Command::FetchPtb { dir }) => tools::fetch_ptb(dir),
+        Some(Command::Quantize(args)) => tools::quantize(args),
+        Some(Command::Open { run_dir }) => run::open(run_dir),
+        Some(Command::Resume(args)) => run::resume(args),
+        Some(Command::ExportModel { run_dir, out }) => tools::export_model(&run_dir, out),
+        Some(Command::Eval(args)) => tools::eval(args),
+        Some(Command::Export { run_dirs, to }) => tools::export(&run_dirs, to.as_deref()),
+        None => match cli.experiment {
+            Some(file) => run::run(args::RunArgs::dashboard(file)),
+            None => {
+                Cli::command()
+                    .print_help()
+                    .map_err(|e| CliError::failed(e.to_string()))?;
+                Err(CliError::bad("no command or experiment file given"))
+            }
+        },
+    }
+}
