@@ -2,8 +2,6 @@ use dfdx::dtypes::Dtype;
 use dfdx::tensor::{Cpu, Storage};
 use wide::f32x8;
 
-use super::recurrent_gemm;
-
 /// The float types the model runs in: `f32` for work, `f64` for gradient checks.
 pub trait Real: Dtype + Send + Sync + 'static {
     fn of(x: f64) -> Self;
@@ -41,15 +39,7 @@ pub trait Real: Dtype + Send + Sync + 'static {
     fn tanh_all(xs: &mut [Self]) {
         xs.iter_mut().for_each(|x| *x = x.tanh());
     }
-    /// The register-blocked kernel of the recurrent products (see
-    /// `recurrent_gemm`).
-    fn panel_product(a: &[Self], k: usize, rows: usize, panel: &[Self], tile: &mut Tile<Self>) {
-        recurrent_gemm::panel_product_portable(a, k, rows, panel, tile)
-    }
 }
-
-/// The block of output a recurrent-product kernel call fills.
-pub type Tile<E> = [[E; recurrent_gemm::PANEL]; recurrent_gemm::ROWS];
 
 impl Real for f32 {
     fn of(x: f64) -> Self {
@@ -76,10 +66,6 @@ impl Real for f32 {
     // relative.
     // Its exp returns 0, not ∞, above ~87, hence the clamps (softmax only
     // passes arguments ≤ 0).
-    #[cfg(target_arch = "x86_64")]
-    fn panel_product(a: &[Self], k: usize, rows: usize, panel: &[Self], tile: &mut Tile<Self>) {
-        recurrent_gemm::panel_product_f32(a, k, rows, panel, tile)
-    }
     fn exp_all(xs: &mut [Self]) {
         map8(xs, |x| x.fast_min(f32x8::splat(87.0)).exp());
     }

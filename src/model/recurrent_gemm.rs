@@ -11,6 +11,7 @@
 //! output element is one running sum in k order, so results do not depend on
 //! the split or on thread timing.
 
+use std::any::TypeId;
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -147,7 +148,7 @@ pub(super) unsafe fn panels_product<E: Real>(
         let width = PANEL.min(n - c0);
         for r0 in (0..m).step_by(ROWS) {
             let rows = ROWS.min(m - r0);
-            E::panel_product(&a[r0 * k..], k, rows, panel, &mut tile);
+            panel_product(&a[r0 * k..], k, rows, panel, &mut tile);
             for (r, values) in tile[..rows].iter().enumerate() {
                 // SAFETY: inside `dst` and written by this caller only (the
                 // function's contract).
@@ -164,14 +165,35 @@ pub(super) unsafe fn panels_product<E: Real>(
     }
 }
 
+/// The block of output a kernel call fills.
+pub type Tile<E> = [[E; PANEL]; ROWS];
+
+/// `tile[r][j] = Σ_kk a[r·k + kk] · panel[kk·PANEL + j]` for `r < rows`, on
+/// the fastest kernel for E and this CPU.
+fn panel_product<E: Real>(a: &[E], k: usize, rows: usize, panel: &[E], tile: &mut Tile<E>) {
+    #[cfg(target_arch = "x86_64")]
+    if TypeId::of::<E>() == TypeId::of::<f32>() {
+        // SAFETY: E is f32 (the same TypeId), so each cast is the identity.
+        let (a, panel, tile) = unsafe {
+            (
+                &*(a as *const [E] as *const [f32]),
+                &*(panel as *const [E] as *const [f32]),
+                &mut *(tile as *mut Tile<E> as *mut Tile<f32>),
+            )
+        };
+        return panel_product_f32(a, k, rows, panel, tile);
+    }
+    panel_product_portable(a, k, rows, panel, tile)
+}
+
 /// `tile[r][j] = Σ_kk a[r·k + kk] · panel[kk·PANEL + j]` for `r < rows`, in
 /// k order: the portable kernel, for f64 and for CPUs without AVX2/FMA.
-pub(super) fn panel_product_portable<E: Real>(
+fn panel_product_portable<E: Real>(
     a: &[E],
     k: usize,
     rows: usize,
     panel: &[E],
-    tile: &mut crate::model::real::Tile<E>,
+    tile: &mut Tile<E>,
 ) {
     for (r, acc) in tile[..rows].iter_mut().enumerate() {
         *acc = [E::default(); PANEL];
@@ -187,13 +209,7 @@ pub(super) fn panel_product_portable<E: Real>(
 /// The f32 kernel on AVX2 + FMA: `rows` × 16 sums in registers, two panel
 /// loads and one broadcast per row for every k.
 #[cfg(target_arch = "x86_64")]
-pub(super) fn panel_product_f32(
-    a: &[f32],
-    k: usize,
-    rows: usize,
-    panel: &[f32],
-    tile: &mut crate::model::real::Tile<f32>,
-) {
+fn panel_product_f32(a: &[f32], k: usize, rows: usize, panel: &[f32], tile: &mut Tile<f32>) {
     use std::sync::OnceLock;
     static FMA: OnceLock<bool> = OnceLock::new();
     let fma = *FMA.get_or_init(|| {
@@ -231,7 +247,7 @@ mod avx2 {
         a: *const f32,
         k: usize,
         panel: *const f32,
-        tile: &mut crate::model::real::Tile<f32>,
+        tile: &mut super::Tile<f32>,
     ) {
         // SAFETY: the caller guarantees AVX2 and FMA and that `a` holds R rows
         // of k floats and `panel` k rows of PANEL, so every load is in bounds.
