@@ -1,4 +1,4 @@
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test crate uses its own subset")]
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
