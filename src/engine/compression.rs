@@ -140,7 +140,7 @@ pub fn quantize_model(
     targets: &[Target],
     how: Quantization,
     warm: &mut HashMap<usize, Quantized>,
-) -> Pass {
+) -> Result<Pass, String> {
     let with_stats = how.detail == Detail::Full;
     let params = model.params();
     let mut pass = Pass {
@@ -165,7 +165,7 @@ pub fn quantize_model(
             method,
             warm.get(&t.index).filter(|_| method == t.method),
         )
-        .expect("model weights are finite and bits validated");
+        .map_err(|e| format!("cannot quantize {}: {e}", info.name))?;
         let (se, sn) = compress::squared_error(&w, &q.values);
         pass.squared_error += se;
         pass.squared_norm += sn;
@@ -220,7 +220,7 @@ pub fn quantize_model(
         pass.packed_bytes += stats::packed_size(info.rows, info.cols, kept, None).total;
         pass.fp32_bytes += (info.rows * info.cols * 4) as u64;
     }
-    pass
+    Ok(pass)
 }
 
 fn empty_histogram() -> stats::Histogram {

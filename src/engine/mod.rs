@@ -31,7 +31,7 @@ use crate::record::{Event, Listener, LogLevel, ModelTag, Record, Summary};
 use crate::store::checkpoint::Checkpoints;
 use crate::store::weights::Weights;
 use checkpoint::{Plateau, Position, Progress, Resume, State};
-use train::{Returned, Stretch, Trainer, Warm};
+use train::{AfterStep, Returned, Stretch, Trainer, Warm};
 
 /// How a run ended.
 #[derive(Debug)]
@@ -311,6 +311,27 @@ impl Engine<'_, '_> {
         }
     }
 
+    /// The run's end when training diverged: what happened, where, and
+    /// what to change. No checkpoint is written, so the last one (before the
+    /// divergence) is what a resume would start from.
+    fn diverged(&self, at: Position, lr: f64, loss: f64, grad_norm: f64) -> Halted {
+        let clip = match self.experiment.training.clip {
+            Some(c) => format!("gradient-norm clipping at {c}"),
+            None => "no gradient clipping".into(),
+        };
+        Halted::Failed(format!(
+            "training diverged at {}: the loss per token is {loss} and the gradient norm \
+             {grad_norm} (learning rate {lr}, {clip}). Lower the learning rate (training.lr, or \
+             the phase's retrain.lr) or clip the gradient, e.g. --set training.clip=5.0",
+            at.describe(),
+            lr = if lr.abs() >= 1e6 {
+                format!("{lr:e}")
+            } else {
+                lr.to_string()
+            },
+        ))
+    }
+
     /// Trains the stretch; `position` says where a step count of it is in
     /// the schedule. A periodic checkpoint is written and training goes on;
     /// a pause writes one and waits; a stop writes one and ends the run.
@@ -318,7 +339,7 @@ impl Engine<'_, '_> {
         &mut self,
         mut stretch: Stretch,
         position: impl Fn(usize) -> Position,
-        after_step: &mut impl FnMut(&mut LstmLm<f32>, &mut Warm, usize, &mut Emitter),
+        after_step: &mut impl FnMut(&mut LstmLm<f32>, &mut Warm, usize, &mut Emitter) -> AfterStep,
     ) -> Result<(), Halted> {
         loop {
             match self
@@ -343,6 +364,13 @@ impl Engine<'_, '_> {
                     self.checkpoint(position(step))?;
                     stretch.from = step;
                 }
+                Returned::Diverged {
+                    step,
+                    lr,
+                    loss,
+                    grad_norm,
+                } => return Err(self.diverged(position(step), lr, loss, grad_norm)),
+                Returned::Failed(error) => return Err(Halted::Failed(error)),
                 Returned::Stop { step } => {
                     self.checkpoint(position(step))?;
                     return Err(Halted::Stopped(format!(

@@ -40,7 +40,7 @@ impl Engine<'_, '_> {
                 self.baselines(q, &targets)?;
             }
             self.iterate(q, &targets, start)?;
-            final_model = Some(self.finish(q, &targets));
+            final_model = Some(self.finish(q, &targets)?);
         }
         self.summary(final_model)
     }
@@ -132,7 +132,7 @@ impl Engine<'_, '_> {
             self.train(
                 stretch,
                 |step| Position::Pretrain { epoch, step },
-                &mut |_, _, _, _| {},
+                &mut |_, _, _, _| Ok(()),
             )?;
             let train_ppl = self.trainer.phase_ppl();
             let valid_ppl = self.eval(Split::Valid, ModelTag::Fp, Some(epoch));
@@ -236,6 +236,7 @@ impl Engine<'_, '_> {
                         }
                     }
                 }
+                Ok(())
             },
         )?;
         // The ramp ends at the final rate; make sure of it whatever the step
@@ -273,7 +274,8 @@ impl Engine<'_, '_> {
                 targets,
                 Quantization::baseline(method),
                 &mut self.trainer.warm,
-            );
+            )
+            .map_err(Halted::Failed)?;
             let tag = ModelTag::OneShot {
                 method: method.label(),
             };
@@ -323,7 +325,8 @@ impl Engine<'_, '_> {
                         targets,
                         Quantization::ITERATE,
                         &mut self.trainer.warm,
-                    );
+                    )
+                    .map_err(Halted::Failed)?;
                     emit_quantized(&mut self.out, ModelTag::Iteration { j }, &pass);
                     let valid_ppl = self.eval(Split::Valid, ModelTag::Iteration { j }, None);
                     self.progress.iterations.push(IterationSummary {
@@ -349,13 +352,14 @@ impl Engine<'_, '_> {
                 &mut |model, warm, step, out| {
                     if step % every == 0 || step == steps {
                         let probe =
-                            compression::quantize_model(model, targets, Quantization::PROBE, warm);
+                            compression::quantize_model(model, targets, Quantization::PROBE, warm)?;
                         out.emit(Event::QuantLoss {
                             j,
                             step,
                             quant_loss: probe.quant_loss(),
                         });
                     }
+                    Ok(())
                 },
             )?;
             self.checkpoint(Position::Iteration { j: j + 1 })?;
@@ -364,7 +368,11 @@ impl Engine<'_, '_> {
     }
 
     /// The last quantization: the deliverable model, evaluated and saved.
-    fn finish(&mut self, q: &QuantizationConfig, targets: &[Target]) -> FinalSummary {
+    fn finish(
+        &mut self,
+        q: &QuantizationConfig,
+        targets: &[Target],
+    ) -> Result<FinalSummary, Halted> {
         self.out.emit(Event::PhaseStarted {
             phase: Phase::Final,
             lr: 0.0,
@@ -375,7 +383,8 @@ impl Engine<'_, '_> {
             targets,
             Quantization::ITERATE,
             &mut self.trainer.warm,
-        );
+        )
+        .map_err(Halted::Failed)?;
         emit_quantized(&mut self.out, ModelTag::Final, &pass);
         let valid_ppl = self.eval(Split::Valid, ModelTag::Final, None);
         let test_ppl = self.eval(Split::Test, ModelTag::Final, None);
@@ -386,7 +395,7 @@ impl Engine<'_, '_> {
             .iter()
             .map(|g| compression::method_of(g.method).label())
             .collect::<Vec<_>>();
-        FinalSummary {
+        Ok(FinalSummary {
             bits: common_bits(self.experiment),
             method: if method.iter().all(|m| *m == method[0]) {
                 method[0].clone()
@@ -412,7 +421,7 @@ impl Engine<'_, '_> {
                     packed_bytes: m.packed_bytes,
                 })
                 .collect(),
-        }
+        })
     }
 
     /// What the run measured, and the `finished` record.

@@ -17,7 +17,7 @@ use crate::record::{Event, Phase};
 
 /// Why training returned: the stretch is done, or it returned between two
 /// steps with `step` steps of it done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Returned {
     Done,
     /// A pause was requested.
@@ -32,7 +32,21 @@ pub enum Returned {
     Checkpoint {
         step: usize,
     },
+    /// Step `step` (1-based) gave a non-finite loss or gradient norm at
+    /// learning rate `lr`: the weights it updated are not worth keeping.
+    Diverged {
+        step: usize,
+        lr: f64,
+        loss: f64,
+        grad_norm: f64,
+    },
+    /// The work after a step failed (e.g. weights that cannot be quantized).
+    Failed(String),
 }
+
+/// What runs after each step (mask updates, the live quantization loss)
+/// says whether training may go on.
+pub type AfterStep = Result<(), String>;
 
 /// A stretch of training: steps `from..steps` of a phase at one learning rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -217,7 +231,7 @@ impl<'a> Trainer<'a> {
         stretch: Stretch,
         out: &mut Emitter,
         control: &Control,
-        after_step: &mut impl FnMut(&mut LstmLm<f32>, &mut Warm, usize, &mut Emitter),
+        after_step: &mut impl FnMut(&mut LstmLm<f32>, &mut Warm, usize, &mut Emitter) -> AfterStep,
     ) -> Returned {
         let Stretch {
             phase,
@@ -244,6 +258,14 @@ impl<'a> Trainer<'a> {
                 return Returned::Checkpoint { step };
             }
             let stats = self.step(lr);
+            if !stats.nll_sum.is_finite() || !stats.grad_norm.is_finite() {
+                return Returned::Diverged {
+                    step: step + 1,
+                    lr,
+                    loss: stats.nll_sum / stats.targets.max(1) as f64,
+                    grad_norm: stats.grad_norm,
+                };
+            }
             self.phase_nll += stats.nll_sum;
             self.phase_count += stats.targets;
             window_nll += stats.nll_sum;
@@ -266,7 +288,9 @@ impl<'a> Trainer<'a> {
                 (window_nll, window_count) = (0.0, 0);
                 window_start = Instant::now();
             }
-            after_step(&mut self.model, &mut self.warm, step + 1, out);
+            if let Err(e) = after_step(&mut self.model, &mut self.warm, step + 1, out) {
+                return Returned::Failed(e);
+            }
         }
         Returned::Done
     }

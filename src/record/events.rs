@@ -14,6 +14,7 @@ use crate::model::ModelDims;
 /// An event with the seconds since the run started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
+    #[serde(with = "crate::record::float")]
     pub t: f64,
     #[serde(flatten)]
     pub event: Event,
@@ -61,10 +62,14 @@ pub struct MatrixReport {
     pub bits: Option<usize>,
     pub method: Option<String>,
     /// ‖W − Q(W)‖² / ‖W‖² (0 when not quantized).
+    #[serde(with = "crate::record::float")]
     pub quant_loss: f64,
+    #[serde(with = "crate::record::float")]
     pub squared_error: f64,
+    #[serde(with = "crate::record::float")]
     pub squared_norm: f64,
     /// Fraction of exactly-zero weights.
+    #[serde(with = "crate::record::float")]
     pub sparsity: f64,
     pub packed_bytes: u64,
     pub fp32_bytes: u64,
@@ -100,11 +105,13 @@ pub enum Event {
     },
     PhaseStarted {
         phase: Phase,
+        #[serde(with = "crate::record::float")]
         lr: f64,
         steps: usize,
     },
     EpochStarted {
         epoch: usize,
+        #[serde(with = "crate::record::float")]
         lr: f64,
     },
     /// Emitted every few training steps, in any phase.
@@ -116,26 +123,34 @@ pub enum Event {
         /// Steps in this epoch (pre-training) or this phase (retraining).
         steps_in_epoch: usize,
         /// Perplexity over the steps since the last progress event.
+        #[serde(with = "crate::record::float")]
         train_ppl: f64,
+        #[serde(with = "crate::record::float")]
         grad_norm: f64,
+        #[serde(with = "crate::record::float")]
         lr: f64,
+        #[serde(with = "crate::record::float")]
         tokens_per_sec: f64,
         /// Seconds until the last training step, from the step rate after warm-up.
+        #[serde(default, with = "crate::record::float::option")]
         eta_s: Option<f64>,
     },
     /// Quantization loss of the current weights, measured during retraining.
     QuantLoss {
         j: usize,
         step: usize,
+        #[serde(with = "crate::record::float")]
         quant_loss: f64,
     },
     Pruned {
+        #[serde(with = "crate::record::float")]
         sparsity: f64,
         matrices: Vec<MatrixReport>,
     },
     Quantized {
         model: ModelTag,
         /// Σ squared error / Σ squared norm over the quantized matrices.
+        #[serde(with = "crate::record::float")]
         quant_loss: f64,
         packed_bytes: u64,
         fp32_bytes: u64,
@@ -146,15 +161,21 @@ pub enum Event {
         model: ModelTag,
         /// The pre-training epoch just finished; `None` otherwise.
         epoch: Option<usize>,
+        #[serde(with = "crate::record::float")]
         ppl: f64,
+        #[serde(with = "crate::record::float")]
         nll: f64,
         tokens: usize,
     },
     EpochFinished {
         epoch: usize,
+        #[serde(with = "crate::record::float")]
         train_ppl: f64,
+        #[serde(with = "crate::record::float")]
         valid_ppl: f64,
+        #[serde(with = "crate::record::float")]
         lr: f64,
+        #[serde(with = "crate::record::float")]
         seconds: f64,
     },
     /// A stopped or killed run continues from a checkpoint; the events after
@@ -174,8 +195,11 @@ pub enum Event {
         reason: String,
     },
     Finished {
+        #[serde(with = "crate::record::float")]
         valid_ppl: f64,
+        #[serde(with = "crate::record::float")]
         test_ppl: f64,
+        #[serde(with = "crate::record::float")]
         seconds: f64,
     },
     Failed {

@@ -7,6 +7,7 @@
 //! agrees with every other.
 
 mod events;
+mod float;
 mod fold;
 pub mod format;
 pub mod series;

@@ -24,8 +24,10 @@ pub struct Summary {
     #[serde(rename = "final")]
     pub final_model: Option<FinalSummary>,
     /// Seconds spent in training steps (all phases).
+    #[serde(with = "crate::record::float")]
     pub train_seconds: f64,
     /// Mean training throughput over all steps.
+    #[serde(with = "crate::record::float")]
     pub train_tokens_per_sec: f64,
     /// The GEMM backend and threads that finished the run.
     #[serde(default)]
@@ -34,8 +36,11 @@ pub struct Summary {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrunedSummary {
+    #[serde(with = "crate::record::float")]
     pub sparsity: f64,
+    #[serde(with = "crate::record::float")]
     pub valid_ppl: f64,
+    #[serde(with = "crate::record::float")]
     pub test_ppl: f64,
 }
 
@@ -44,15 +49,20 @@ pub struct OneShotSummary {
     /// Bits when every group has the same; `None` for mixed groups.
     pub bits: Option<usize>,
     pub method: String,
+    #[serde(with = "crate::record::float")]
     pub quant_loss: f64,
+    #[serde(with = "crate::record::float")]
     pub valid_ppl: f64,
+    #[serde(with = "crate::record::float")]
     pub test_ppl: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IterationSummary {
     pub iteration: usize,
+    #[serde(with = "crate::record::float")]
     pub quant_loss: f64,
+    #[serde(with = "crate::record::float")]
     pub valid_ppl: f64,
 }
 
@@ -60,10 +70,14 @@ pub struct IterationSummary {
 pub struct FinalSummary {
     pub bits: Option<usize>,
     pub method: String,
+    #[serde(with = "crate::record::float")]
     pub quant_loss: f64,
+    #[serde(with = "crate::record::float")]
     pub valid_ppl: f64,
+    #[serde(with = "crate::record::float")]
     pub test_ppl: f64,
     /// Fraction of zero weights over all weight matrices.
+    #[serde(with = "crate::record::float")]
     pub sparsity: f64,
     /// Real packed size: codes, coefficients (f32), masks, full-precision
     /// matrices and biases (docs/method.md §5).
@@ -78,22 +92,30 @@ pub struct MatrixSummary {
     pub rows: usize,
     pub cols: usize,
     pub bits: Option<usize>,
+    #[serde(with = "crate::record::float")]
     pub sparsity: f64,
+    #[serde(with = "crate::record::float")]
     pub quant_loss: f64,
     pub packed_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PplPair {
+    #[serde(with = "crate::record::float")]
     pub valid_ppl: f64,
+    #[serde(with = "crate::record::float")]
     pub test_ppl: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochSummary {
     pub epoch: usize,
+    #[serde(with = "crate::record::float")]
     pub lr: f64,
+    #[serde(with = "crate::record::float")]
     pub train_ppl: f64,
+    #[serde(with = "crate::record::float")]
     pub valid_ppl: f64,
+    #[serde(with = "crate::record::float")]
     pub seconds: f64,
 }
