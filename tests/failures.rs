@@ -44,3 +44,94 @@ fn a_diverging_run_fails_with_directions_and_stays_readable() {
     let report = std::fs::read_to_string(exported.join("report.md")).unwrap();
     assert!(report.contains("diverged"), "{report}");
 }
+
+/// Runs `iq-tui args` and checks it is refused as bad input with a message
+/// that contains `says`, without a panic.
+fn refused(args: &[&str], says: &str) {
+    let o = iq_tui(args);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{}: {err}", args.join(" "));
+    assert!(err.contains(says), "{}: {err}", args.join(" "));
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn sizes_that_cannot_fit_are_refused_before_anything_is_allocated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let out = out.to_str().unwrap();
+    for set in [
+        "model.hidden=100000",
+        "data.train_tokens=100000000000",
+        "eval.batch_size=100000000",
+    ] {
+        refused(
+            &[
+                "run",
+                "experiments/smoke.ron",
+                "--headless",
+                "--out",
+                out,
+                "--set",
+                set,
+            ],
+            "--force",
+        );
+    }
+    assert!(!tmp.path().join("run").exists(), "nothing was created");
+    refused(
+        &[
+            "validate",
+            "experiments/smoke.ron",
+            "--set",
+            "training.batch_size=9223372036854775808",
+        ],
+        "does not fit in any corpus",
+    );
+    let o = iq_tui(&["validate", "experiments/smoke.ron"]);
+    let said = text(&o.stdout);
+    assert!(
+        said.contains("parameters: ") && said.contains("estimated peak memory"),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_set_path_with_an_empty_field_is_refused_at_once() {
+    for set in ["=1", ".=1", "training..epochs=1"] {
+        refused(
+            &["validate", "experiments/smoke.ron", "--set", set],
+            "empty",
+        );
+    }
+}
+
+#[test]
+fn an_experiment_file_with_a_byte_order_mark_reads_like_one_without() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("bom.ron");
+    let smoke = std::fs::read_to_string(common::root().join("experiments/smoke.ron")).unwrap();
+    std::fs::write(&file, format!("\u{feff}{smoke}")).unwrap();
+    let o = iq_tui(&["validate", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+}
+
+#[test]
+fn a_npy_header_larger_than_its_file_is_refused_without_allocating() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("huge.npy");
+    let mut header =
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }".to_string();
+    while header.len() < 117 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    std::fs::write(&file, bytes).unwrap();
+    refused(
+        &["quantize", file.to_str().unwrap()],
+        "more than the file's",
+    );
+}

@@ -84,6 +84,10 @@ pub(super) struct RunArgs {
     /// Run directory (default: <output.dir>/<name>-<timestamp>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Start even though the estimated memory exceeds what this machine has
+    /// available.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub set: SetArgs,
 }
@@ -96,6 +100,7 @@ impl RunArgs {
             headless: false,
             dry_run: false,
             out: None,
+            force: false,
             set: SetArgs { set: Vec::new() },
         }
     }
@@ -107,7 +112,8 @@ pub(super) struct ResumeArgs {
     /// No dashboard: progress on the terminal or as plain lines.
     #[arg(long)]
     pub headless: bool,
-    /// Resume even though experiment.ron was edited since the run started.
+    /// Resume even though experiment.ron was edited since the run started,
+    /// or the estimated memory exceeds what this machine has available.
     #[arg(long)]
     pub force: bool,
 }

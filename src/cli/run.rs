@@ -9,11 +9,12 @@ use super::args::{ResumeArgs, RunArgs};
 use super::error::{CliError, CliResult, Done};
 use crate::data::{self, DataError};
 use crate::engine::checkpoint::{corpus_sha256, sha256_hex, Resume};
+use crate::engine::footprint::{available_memory, Footprint};
 use crate::engine::{self, Control, Outcome};
 use crate::experiment::{self, Experiment};
 use crate::headless::Printer;
 use crate::model::Arithmetic;
-use crate::record::{Listener, Record};
+use crate::record::{format, Listener, Record};
 use crate::store::checkpoint::Checkpoints;
 use crate::store::manifest::{self, ResumeRecord, RunManifest};
 use crate::store::resume::{self, ResumeError};
@@ -21,6 +22,46 @@ use crate::store::weights::Weights;
 use crate::store::RunDir;
 use crate::ui::keymap::Keymap;
 use crate::ui::{run_dashboard, Source};
+
+/// The parameter count and estimated memory, for `validate` and `--dry-run`.
+pub(super) fn footprint_lines(e: &Experiment) -> Vec<String> {
+    let f = Footprint::of(e);
+    let mut lines = vec![
+        format!("parameters: {}", f.parameters),
+        format!(
+            "estimated peak memory: training {}, evaluation {}",
+            format::bytes(f.train_bytes),
+            format::bytes(f.eval_bytes)
+        ),
+    ];
+    if let Some(available) = available_memory().filter(|&a| f.peak_bytes() > a) {
+        lines.push(format!(
+            "that is more than the {} this machine has available: `run` refuses it without --force",
+            format::bytes(available)
+        ));
+    }
+    lines
+}
+
+/// Refuses a run whose estimated memory exceeds what is available, before
+/// anything is allocated.
+fn check_memory(e: &Experiment, force: bool) -> Result<(), CliError> {
+    let f = Footprint::of(e);
+    let Some(available) = available_memory() else {
+        return Ok(());
+    };
+    if f.peak_bytes() <= available || force {
+        return Ok(());
+    }
+    Err(CliError::bad(format!(
+        "{}: {} parameters need about {} of memory to train and {} to evaluate, and this machine has {} available; make the model, batch or corpus smaller, or pass --force if you know better",
+        e.name,
+        f.parameters,
+        format::bytes(f.train_bytes),
+        format::bytes(f.eval_bytes),
+        format::bytes(available)
+    )))
+}
 
 /// Loads and validates an experiment file.
 pub(super) fn load(file: &Path, set: &[String]) -> Result<Experiment, CliError> {
@@ -41,9 +82,14 @@ fn write_error(e: impl std::fmt::Display) -> CliError {
 pub(super) fn run(args: RunArgs) -> CliResult {
     let experiment = load(&args.file, &args.set.set)?;
     if args.dry_run {
+        // As RON comments, so the output stays a valid experiment file.
+        for line in footprint_lines(&experiment) {
+            println!("// {line}");
+        }
         print!("{}", experiment::to_ron(&experiment));
         return Ok(Done::Finished);
     }
+    check_memory(&experiment, args.force)?;
     check_terminal(args.headless, &format!("run {}", args.file.display()))?;
     let keymap = keymap_for(args.headless)?;
     let corpus = data::load(&experiment.data, experiment.seed).map_err(data_error)?;
@@ -92,6 +138,7 @@ pub(super) fn resume(args: ResumeArgs) -> CliResult {
         ResumeError::Store(e) => CliError::failed(e.to_string()),
     })?;
     let experiment = load(&plan.experiment_file, &[])?;
+    check_memory(&experiment, args.force)?;
     let (resume, checkpoint_name) = match plan.checkpoint.take() {
         Some(latest) => {
             for skipped in &latest.skipped {

@@ -10,8 +10,11 @@ use crate::data;
 use crate::experiment;
 
 pub(super) fn validate(file: &Path, set: &[String]) -> CliResult {
-    load(file, set)?;
+    let experiment = load(file, set)?;
     println!("{}: valid", file.display());
+    for line in super::run::footprint_lines(&experiment) {
+        println!("{line}");
+    }
     Ok(Done::Finished)
 }
 

@@ -11,6 +11,7 @@
 pub mod checkpoint;
 mod compression;
 mod control;
+pub mod footprint;
 mod saving;
 mod schedule;
 mod train;

@@ -147,6 +147,9 @@ fn field_before(text: &str, line: usize, col: usize) -> Option<String> {
 }
 
 fn find_key(text: &str, key: &str) -> Option<usize> {
+    if key.is_empty() {
+        return None; // an empty key would match everywhere, forever
+    }
     let bytes = text.as_bytes();
     let mut start = 0;
     while let Some(i) = text[start..].find(key) {

@@ -23,6 +23,8 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, ExperimentE
 
 /// Parses experiment text (the file's contents), then applies overrides and validates.
 pub fn parse(path: &Path, text: &str, overrides: &[String]) -> Result<Experiment, ExperimentError> {
+    // Editors on Windows may start a UTF-8 file with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let experiment: Experiment = ron::Options::default()
         .from_str(text)
         .map_err(|e| ExperimentError::single(path, text, Problem::from_ron(&e)))?;

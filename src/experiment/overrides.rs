@@ -44,6 +44,13 @@ pub fn apply(experiment: Experiment, overrides: &[String]) -> Result<Experiment,
 fn find_slot<'a>(tree: &'a mut Value, path: &str) -> Result<&'a mut Value, String> {
     let mut node = tree;
     for key in path.split('.') {
+        if key.is_empty() {
+            return Err(if path.is_empty() {
+                "the path before `=` is empty; expected PATH=VALUE, e.g. training.epochs=1".into()
+            } else {
+                format!("`{path}` has an empty field name; fields are separated by single dots")
+            });
+        }
         node = step_into_variant(node, key);
         if let Value::Array(items) = node {
             let len = items.len();

@@ -45,6 +45,14 @@ fn check_retrain(need: &mut impl FnMut(bool, &str, String, &str), field: &str, r
     );
 }
 
+/// Tokens one training batch needs, `None` when it overflows.
+fn one_batch(e: &Experiment) -> Option<usize> {
+    e.training
+        .batch_size
+        .checked_mul(e.training.bptt)?
+        .checked_add(1)
+}
+
 /// Every problem found; empty when the experiment can run.
 pub fn check(e: &Experiment) -> Vec<Problem> {
     let mut out = Vec::new();
@@ -74,7 +82,25 @@ pub fn check(e: &Experiment) -> Vec<Problem> {
                 "a directory holding ptb.train.txt, ptb.valid.txt and ptb.test.txt, or None to use IQ_TUI_PTB_DIR or the download cache",
             );
         }
-        DataSource::Ptb { dir: None } => {}
+        DataSource::Ptb { dir: None } | DataSource::Synthetic { .. } => {}
+    }
+    if let DataSource::Ptb { .. } = &e.data {
+        // Mikolov's training split (docs/method.md §7).
+        const PTB_TRAIN_TOKENS: usize = 929_589;
+        if one_batch(e).is_none_or(|b| b > PTB_TRAIN_TOKENS) {
+            need(
+                false,
+                "training.batch_size",
+                format!(
+                    "batch_size × bptt = {} × {} is more than Penn Treebank's {PTB_TRAIN_TOKENS} training tokens",
+                    e.training.batch_size, e.training.bptt
+                ),
+                "batch_size × bptt + 1 ≤ 929589",
+            );
+        }
+    }
+    match &e.data {
+        DataSource::Ptb { .. } => {}
         DataSource::Synthetic {
             vocab,
             train_tokens,
@@ -87,13 +113,23 @@ pub fn check(e: &Experiment) -> Vec<Problem> {
                 format!("{vocab} words is not a usable vocabulary"),
                 "an integer from 4 to 1000000",
             );
-            let one_batch = e.training.batch_size * e.training.bptt + 1;
-            need(
-                *train_tokens >= one_batch,
-                "data.train_tokens",
-                format!("{train_tokens} tokens do not fill one training batch of batch_size × bptt + 1 = {one_batch}"),
-                &format!("an integer ≥ {one_batch}"),
-            );
+            match one_batch(e) {
+                Some(one_batch) => need(
+                    *train_tokens >= one_batch,
+                    "data.train_tokens",
+                    format!("{train_tokens} tokens do not fill one training batch of batch_size × bptt + 1 = {one_batch}"),
+                    &format!("an integer ≥ {one_batch}"),
+                ),
+                None => need(
+                    false,
+                    "training.batch_size",
+                    format!(
+                        "batch_size × bptt = {} × {} does not fit in any corpus",
+                        e.training.batch_size, e.training.bptt
+                    ),
+                    "a batch of batch_size × bptt tokens no larger than the training split",
+                ),
+            }
             for (field, n) in [
                 ("data.valid_tokens", valid_tokens),
                 ("data.test_tokens", test_tokens),

@@ -34,7 +34,30 @@ pub struct Matrix {
 
 /// Reads a 2-D float32 `.npy` (C or Fortran order; returned row-major).
 pub fn read_npy(path: &Path) -> Result<Matrix, NpyError> {
-    let file = File::open(path).map_err(|source| NpyError::Io {
+    let mut file = File::open(path).map_err(|source| NpyError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // The header is believed only as far as the file backs it, before the
+    // reader sees it: nothing is allocated (or multiplied) for values the
+    // file cannot hold.
+    let file_len = file.metadata().map_or(0, |m| m.len());
+    if let Some(shape) = declared_shape(&mut file) {
+        let bytes = shape
+            .iter()
+            .try_fold(4u64, |acc, &d| acc.checked_mul(d))
+            .filter(|&b| b <= file_len);
+        if bytes.is_none() {
+            return Err(bad(
+                path,
+                format!(
+                    "its header declares a {shape:?} array of float32, more than the file's {file_len} bytes hold"
+                ),
+            ));
+        }
+    }
+    use std::io::Seek;
+    file.rewind().map_err(|source| NpyError::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -105,4 +128,38 @@ pub fn write_npy(path: &Path, m: &Matrix) -> Result<(), NpyError> {
         writer.finish()
     })
     .map_err(io)
+}
+
+/// The `shape` an `.npy` header declares, read without trusting it; `None`
+/// when the header is not one this can read (the `.npy` reader then says why).
+fn declared_shape(file: &mut File) -> Option<Vec<u64>> {
+    use std::io::Read;
+    let mut start = [0u8; 12];
+    file.read_exact(&mut start).ok()?;
+    if &start[..6] != b"\x93NUMPY" {
+        return None;
+    }
+    let (len, skip) = match start[6] {
+        1 => (u16::from_le_bytes([start[8], start[9]]) as usize, 10),
+        _ => (
+            u32::from_le_bytes([start[8], start[9], start[10], start[11]]) as usize,
+            12,
+        ),
+    };
+    if len < 12 - skip {
+        return None;
+    }
+    let mut header = vec![0u8; len.min(1 << 16)];
+    header[..12 - skip].copy_from_slice(&start[skip..]);
+    file.read_exact(&mut header[12 - skip..]).ok()?;
+    let text = String::from_utf8_lossy(&header);
+    let after = &text[text.find("'shape'")? + 7..];
+    let inner = &after[after.find('(')? + 1..];
+    let inner = &inner[..inner.find(')')?];
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.trim_end_matches('L').parse::<u64>().ok())
+        .collect()
 }
