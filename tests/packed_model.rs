@@ -17,7 +17,8 @@ fn run(out: &Path, extra: &[&str]) -> serde_json::Value {
 fn header_len(file: &Path) -> u64 {
     let b = std::fs::read(file).unwrap();
     assert_eq!(&b[..4], b"IQPK");
-    16 + u64::from_le_bytes(b[8..16].try_into().unwrap())
+    // magic, version, header length, SHA-256, then the header
+    48 + u64::from_le_bytes(b[8..16].try_into().unwrap())
 }
 
 /// `corpus_from`: an experiment file for `eval --experiment`, or none for
@@ -115,6 +116,24 @@ fn damaged_or_foreign_files_are_refused() {
     let o = iq_tui(&["eval", "experiments/smoke.ron"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("not an iq-tui packed model"));
+    // A flipped bit anywhere, header or sections, is refused: never a
+    // perplexity from damaged bits, never a panic.
+    let flipped = tmp.path().join("flipped.iqpk");
+    for k in 0..40 {
+        let at = 4 + k * (bytes.len() - 5) / 39;
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 1 << (k % 8);
+        std::fs::write(&flipped, &damaged).unwrap();
+        let o = iq_tui(&[
+            "eval",
+            flipped.to_str().unwrap(),
+            "--experiment",
+            "experiments/smoke.ron",
+        ]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "bit flip at byte {at}: {err}");
+        assert!(!err.contains("panicked"), "bit flip at byte {at}: {err}");
+    }
     // A run that never quantized has no model to export.
     let fp = tmp.path().join("fp");
     let o = iq_tui(&[

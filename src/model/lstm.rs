@@ -31,6 +31,34 @@ impl ModelDims {
         }
         n
     }
+
+    /// Every parameter, in the model's order, with its name and shape
+    /// (rows = output units).
+    pub fn params(&self) -> Vec<ParamInfo> {
+        let d = *self;
+        let m = |name: String, rows, cols| ParamInfo {
+            name,
+            rows,
+            cols,
+            is_matrix: true,
+        };
+        let b = |name: String, cols| ParamInfo {
+            name,
+            rows: 1,
+            cols,
+            is_matrix: false,
+        };
+        let mut out = vec![m("embedding".into(), d.vocab, d.embed)];
+        for l in 0..d.layers {
+            let input = if l == 0 { d.embed } else { d.hidden };
+            out.push(m(format!("lstm.{l}.w_ih"), 4 * d.hidden, input));
+            out.push(m(format!("lstm.{l}.w_hh"), 4 * d.hidden, d.hidden));
+            out.push(b(format!("lstm.{l}.bias"), 4 * d.hidden));
+        }
+        out.push(m("decoder".into(), d.vocab, d.hidden));
+        out.push(b("decoder.bias".into(), d.vocab));
+        out
+    }
 }
 
 struct LstmLayer<E: Real> {
@@ -336,29 +364,7 @@ where
 
     /// Names and shapes of every parameter, in a fixed order.
     pub fn params(&self) -> Vec<ParamInfo> {
-        let d = self.dims;
-        let m = |name: String, rows, cols| ParamInfo {
-            name,
-            rows,
-            cols,
-            is_matrix: true,
-        };
-        let b = |name: String, cols| ParamInfo {
-            name,
-            rows: 1,
-            cols,
-            is_matrix: false,
-        };
-        let mut out = vec![m("embedding".into(), d.vocab, d.embed)];
-        for l in 0..d.layers {
-            let input = if l == 0 { d.embed } else { d.hidden };
-            out.push(m(format!("lstm.{l}.w_ih"), 4 * d.hidden, input));
-            out.push(m(format!("lstm.{l}.w_hh"), 4 * d.hidden, d.hidden));
-            out.push(b(format!("lstm.{l}.bias"), 4 * d.hidden));
-        }
-        out.push(m("decoder".into(), d.vocab, d.hidden));
-        out.push(b("decoder.bias".into(), d.vocab));
-        out
+        self.dims.params()
     }
 
     /// `w ← w − step · g` for every parameter, in place (each tensor keeps its

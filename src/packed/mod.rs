@@ -3,8 +3,15 @@
 //! back into kernels that compute with the bits directly (`infer.rs`).
 //!
 //! ```text
-//! "IQPK" · u32 LE version (1) · u64 LE header length · header (JSON) · sections
+//! "IQPK" · u32 LE version (2) · u64 LE header length · SHA-256 (32 bytes)
+//!        · header (JSON) · sections
 //! ```
+//!
+//! The SHA-256 is over the header and the sections: a file that was changed
+//! or cut short is refused, and so is a header that disagrees with the model
+//! its sizes describe or with the length of any section, before anything is
+//! allocated from it. (Version 1 files, without the checksum, are read with
+//! the same header checks.)
 //!
 //! The header holds the sizes, the vocabulary and, per parameter in the
 //! model's order, what its section holds. Sections follow in that order:
@@ -18,7 +25,7 @@
 //!   smaller, per row a u32 LE count and that many u16 LE column indices;
 //!   the header says which.
 //!
-//! Everything but the header is exactly the packed size a run reports.
+//! The sections are exactly the packed size a run reports.
 
 pub mod infer;
 
@@ -26,6 +33,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::compress::stats;
 use crate::model::ModelDims;
@@ -33,7 +41,9 @@ use crate::store::checkpoint::{self, TensorData};
 use crate::store::weights::{self, Weights};
 
 const MAGIC: &[u8; 4] = b"IQPK";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// Bytes before the header: magic, version, header length, checksum.
+const PREFIX: usize = 48;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackedError {
@@ -266,10 +276,14 @@ impl PackedModel {
             params: entries,
         })
         .expect("serialisable");
-        let mut out = Vec::with_capacity(16 + header.len() + body.len());
+        let mut digest = Sha256::new();
+        digest.update(&header);
+        digest.update(&body);
+        let mut out = Vec::with_capacity(PREFIX + header.len() + body.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        out.extend_from_slice(&digest.finalize());
         out.extend_from_slice(&header);
         out.extend_from_slice(&body);
         crate::atomic::write(path, &out).map_err(|source| PackedError::Io {
@@ -345,19 +359,37 @@ impl PackedModel {
             return Err(bad(path, "not an iq-tui packed model (no IQPK magic)"));
         }
         let version = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
-        if version != VERSION {
-            return Err(bad(
-                path,
-                format!("packed format version {version}; this iq-tui reads {VERSION}"),
-            ));
+        let prefix = match version {
+            1 => 16,
+            VERSION => PREFIX,
+            _ => {
+                return Err(bad(
+                    path,
+                    format!("packed format version {version}; this iq-tui reads 1 and {VERSION}"),
+                ))
+            }
+        };
+        if bytes.len() < prefix {
+            return Err(bad(path, "truncated before its header"));
         }
-        let header_len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
-        let header_end = 16usize
-            .checked_add(header_len)
+        let header_len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+        let header_end = usize::try_from(header_len)
+            .ok()
+            .and_then(|n| prefix.checked_add(n))
             .filter(|&e| e <= bytes.len())
             .ok_or_else(|| bad(path, "truncated header"))?;
-        let h: Header = serde_json::from_slice(&bytes[16..header_end])
+        let h: Header = serde_json::from_slice(&bytes[prefix..header_end])
             .map_err(|e| bad(path, format!("header: {e}")))?;
+        check_header(&h, (bytes.len() - header_end) as u64).map_err(|m| bad(path, m))?;
+        if version == VERSION {
+            let digest = Sha256::digest(&bytes[PREFIX..]);
+            if digest.as_slice() != &bytes[16..PREFIX] {
+                return Err(bad(
+                    path,
+                    "checksum mismatch: the file was changed or damaged after it was written",
+                ));
+            }
+        }
         let mut at = header_end;
         let mut params = Vec::new();
         for e in &h.params {
@@ -503,6 +535,114 @@ fn section(p: &Param) -> (Entry, Vec<u8>) {
         },
         out,
     )
+}
+
+/// Checks a header against the model its sizes describe and against the
+/// `body` bytes that follow it, so nothing is allocated from a size the file
+/// does not back.
+fn check_header(h: &Header, body: u64) -> Result<(), String> {
+    if !(1..=16).contains(&h.layers) || h.vocab == 0 || h.embed == 0 || h.hidden == 0 {
+        return Err(format!(
+            "header: {} layers of {} units, embedding {}, vocabulary {} is not a model",
+            h.layers, h.hidden, h.embed, h.vocab
+        ));
+    }
+    if h.words.len() != h.vocab {
+        return Err(format!(
+            "header: a vocabulary of {} words, but {} are listed",
+            h.vocab,
+            h.words.len()
+        ));
+    }
+    // The weights are expanded to one byte each (codes) plus their mask and
+    // the dense values: refuse what cannot fit before trying.
+    let dims = ModelDims {
+        vocab: h.vocab,
+        embed: h.embed,
+        hidden: h.hidden,
+        layers: h.layers,
+    };
+    let weights = [
+        (h.vocab as u128) * (h.embed as u128 + h.hidden as u128 + 1),
+        (h.layers as u128)
+            * 4
+            * (h.hidden as u128)
+            * (h.embed.max(h.hidden) as u128 + h.hidden as u128 + 1),
+    ]
+    .iter()
+    .sum::<u128>();
+    let needed = weights.saturating_mul(6);
+    if weights > 1 << 40 {
+        return Err(format!("header: a model of about {weights} weights"));
+    }
+    if let Some(available) = crate::engine::footprint::available_memory() {
+        if needed > available as u128 {
+            return Err(format!(
+                "header: a model of about {weights} weights needs about {needed} bytes to load, more than the {available} available"
+            ));
+        }
+    }
+    let expected = dims.params();
+    if h.params.len() != expected.len() {
+        return Err(format!(
+            "header: {} parameters, but a {}-layer model has {}",
+            h.params.len(),
+            h.layers,
+            expected.len()
+        ));
+    }
+    let mut total = 0u64;
+    for (e, want) in h.params.iter().zip(&expected) {
+        if e.name != want.name || e.rows != want.rows || e.cols != want.cols {
+            return Err(format!(
+                "header: parameter {} is {}×{}, where the model has {} of {}×{}",
+                e.name, e.rows, e.cols, want.name, want.rows, want.cols
+            ));
+        }
+        if e.bits.is_some() && !want.is_matrix {
+            return Err(format!(
+                "header: {} is a bias and cannot be quantized",
+                e.name
+            ));
+        }
+        let n = e.rows * e.cols;
+        if e.kept > n {
+            return Err(format!(
+                "header: {} keeps {} of {n} weights",
+                e.name, e.kept
+            ));
+        }
+        let payload = match e.bits {
+            Some(k) if (1..=4).contains(&k) => (e.kept * k).div_ceil(8) + e.rows * k * 4,
+            Some(k) => return Err(format!("header: {} has {k} bits", e.name)),
+            None => e.kept * 4,
+        };
+        let mask = match e.mask.as_deref() {
+            None if e.kept == n => 0,
+            None => return Err(format!("header: {} is pruned but has no mask", e.name)),
+            Some("bitmap") => n.div_ceil(8),
+            Some("indices") => e.rows * 4 + e.kept * 2,
+            Some(other) => return Err(format!("header: {}: unknown mask kind {other:?}", e.name)),
+        };
+        if e.bytes != (payload + mask) as u64 {
+            return Err(format!(
+                "header: {} says its section is {} bytes; its sizes make it {}",
+                e.name,
+                e.bytes,
+                payload + mask
+            ));
+        }
+        total += e.bytes;
+    }
+    if total > body {
+        return Err(format!(
+            "truncated: the header describes {total} bytes of sections, the file holds {body}"
+        ));
+    }
+    if total < body {
+        return Err(format!("{} bytes after the last section", body - total));
+    }
+    Ok(())
 }
 
 fn read_section(e: &Entry, bytes: &[u8]) -> Result<Param, String> {
