@@ -155,7 +155,7 @@ fn the_real_files_download_from_a_local_server_and_pass_the_pinned_checksums() {
 }
 
 #[test]
-fn ptb_counts_match_method_md() {
+fn ptb_counts_match_the_standard_split() {
     let Some(dir) = real_ptb() else { return };
     let corpus = ptb::load(Some(&dir)).unwrap();
     assert_eq!(corpus.vocab.len(), 10_000);

@@ -135,3 +135,60 @@ fn a_npy_header_larger_than_its_file_is_refused_without_allocating() {
         "more than the file's",
     );
 }
+
+#[test]
+fn one_writer_per_run_directory_and_the_lock_goes_with_a_killed_process() {
+    use std::process::{Command, Stdio};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_iq-tui"))
+        .args(["run", "experiments/smoke.ron", "--headless", "--out"])
+        .arg(&dir)
+        .args(["--set", "training.epochs=40"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("IQ_TUI_OFFLINE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // until its first checkpoint is on disk
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(dir.join("checkpoints")).map_or(true, |d| d.count() == 0) {
+        assert!(start.elapsed().as_secs() < 60, "no checkpoint appeared");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = iq_tui(&["resume", dir.to_str().unwrap(), "--headless"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("in use by process {}", first.id())),
+        "{err}"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // the kernel let go of the lock with the process
+    iq_tui::store::lock::RunLock::acquire(&dir).expect("free once its holder is gone");
+}
+
+#[test]
+fn a_run_never_writes_into_a_directory_that_holds_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mine");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+    refused(
+        &[
+            "run",
+            "experiments/smoke.ron",
+            "--headless",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        "is not empty",
+    );
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("notes.txt")).unwrap(),
+        "mine"
+    );
+}

@@ -16,6 +16,7 @@ use crate::headless::Printer;
 use crate::model::Arithmetic;
 use crate::record::{format, Listener, Record};
 use crate::store::checkpoint::Checkpoints;
+use crate::store::lock::{LockError, RunLock};
 use crate::store::manifest::{self, ResumeRecord, RunManifest};
 use crate::store::resume::{self, ResumeError};
 use crate::store::weights::Weights;
@@ -75,6 +76,13 @@ pub(super) fn data_error(e: DataError) -> CliError {
     }
 }
 
+fn lock_error(e: LockError) -> CliError {
+    match e {
+        LockError::Held { .. } => CliError::bad(e.to_string()),
+        LockError::Store(e) => write_error(e),
+    }
+}
+
 fn write_error(e: impl std::fmt::Display) -> CliError {
     CliError::failed(format!("cannot write the run directory: {e}"))
 }
@@ -99,7 +107,11 @@ pub(super) fn run(args: RunArgs) -> CliResult {
         &experiment.name,
         args.out.as_deref(),
     )
-    .map_err(|e| CliError::failed(format!("cannot create the run directory: {e}")))?;
+    .map_err(|e| match e.source.kind() {
+        std::io::ErrorKind::AlreadyExists => CliError::bad(e.to_string()),
+        _ => CliError::failed(format!("cannot create the run directory: {e}")),
+    })?;
+    let _lock = RunLock::acquire(&run_dir.path).map_err(lock_error)?;
     let text = experiment::to_ron(&experiment);
     run_dir
         .write_atomic("experiment.ron", text.as_bytes())
@@ -137,6 +149,7 @@ pub(super) fn resume(args: ResumeArgs) -> CliResult {
         ResumeError::Refused(m) => CliError::bad(m),
         ResumeError::Store(e) => CliError::failed(e.to_string()),
     })?;
+    let _lock = plan.lock.take();
     let experiment = load(&plan.experiment_file, &[])?;
     check_memory(&experiment, args.force)?;
     let (resume, checkpoint_name) = match plan.checkpoint.take() {

@@ -10,6 +10,7 @@
 //! ```
 
 pub mod checkpoint;
+pub mod lock;
 pub mod manifest;
 pub mod npy;
 pub mod resume;
@@ -61,14 +62,19 @@ impl RunDir {
                 path
             }
         };
-        if path.join("events.jsonl").exists() {
-            return Err(StoreError {
+        let refuse = |message: &str| {
+            Err(StoreError {
                 path: path.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::AlreadyExists,
-                    "already holds a run; choose another --out or remove it",
-                ),
-            });
+                source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, message.to_string()),
+            })
+        };
+        if path.join("events.jsonl").exists() {
+            return refuse(
+                "already holds a run; choose another --out, or continue it with `iq-tui resume`",
+            );
+        }
+        if holds_files(&path) {
+            return refuse("is not empty; choose another --out or an empty directory (nothing in it is overwritten)");
         }
         fs::create_dir_all(&path).map_err(at(&path))?;
         Ok(Self { path })
@@ -105,6 +111,19 @@ impl RunDir {
             on_error: None,
         })
     }
+}
+
+/// Whether `dir` holds any file, at any depth (empty directories hold
+/// nothing that a run could overwrite).
+fn holds_files(dir: &Path) -> bool {
+    fs::read_dir(dir).into_iter().flatten().flatten().any(|e| {
+        let p = e.path();
+        if p.is_dir() && !e.file_type().is_ok_and(|t| t.is_symlink()) {
+            holds_files(&p)
+        } else {
+            true
+        }
+    })
 }
 
 /// Appends each event as one JSON line, flushed at once so a crash loses at

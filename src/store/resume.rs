@@ -7,6 +7,7 @@ use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use super::checkpoint::{CheckpointError, Checkpoints, Latest};
+use super::lock::{LockError, RunLock};
 use super::manifest::{ResumeRecord, RunManifest};
 use super::{read_events, RunDir, StoreError};
 use crate::record::Record;
@@ -14,7 +15,8 @@ use crate::record::Record;
 /// Why a run directory cannot be resumed.
 #[derive(Debug, thiserror::Error)]
 pub enum ResumeError {
-    /// Not a run, a finished run, a damaged record: the user's input.
+    /// Not a run, a finished run, a damaged record, a run another process
+    /// writes: the user's input.
     #[error("{0}")]
     Refused(String),
     /// A file could not be read or written.
@@ -33,6 +35,8 @@ pub struct ResumePlan {
     /// The newest checkpoint that verifies; `None` when there is none yet.
     pub checkpoint: Option<Latest>,
     pub checkpoints: Checkpoints,
+    /// This process's hold on the directory; keep it while resuming.
+    pub lock: Option<RunLock>,
 }
 
 /// Reads `dir` and finds its newest intact checkpoint. Refuses a directory
@@ -53,6 +57,10 @@ pub fn plan(dir: &Path) -> Result<ResumePlan, ResumeError> {
             dir.display()
         ));
     }
+    let lock = RunLock::acquire(dir).map_err(|e| match e {
+        LockError::Held { .. } => ResumeError::Refused(e.to_string()),
+        LockError::Store(e) => ResumeError::Store(e),
+    })?;
     let manifest_path = dir.join("manifest.json");
     let manifest = match fs::read_to_string(&manifest_path)
         .map_err(|e| e.to_string())
@@ -77,6 +85,7 @@ pub fn plan(dir: &Path) -> Result<ResumePlan, ResumeError> {
         manifest,
         checkpoint,
         checkpoints,
+        lock: Some(lock),
     })
 }
 
@@ -167,6 +176,13 @@ mod tests {
         };
         assert!(message.contains("damaged"), "{message}");
         assert_eq!(fs::metadata(&events).unwrap().len(), keep);
+    }
+
+    #[test]
+    fn a_run_another_process_holds_is_refused() {
+        let dir = run_dir();
+        let _held = RunLock::acquire(dir.path()).unwrap();
+        assert!(refused(plan(dir.path())).contains("is in use by process"));
     }
 
     #[test]
