@@ -32,7 +32,7 @@ impl Printer {
     fn line(&self, text: String) {
         match &self.bar {
             Some(bar) => bar.println(text),
-            None => println!("{text}"),
+            None => say(&text),
         }
     }
 
@@ -61,7 +61,7 @@ impl Printer {
                 if self.fancy {
                     self.start_bar(format!("epoch {epoch}"));
                 } else {
-                    println!("epoch {epoch}: lr {lr}");
+                    say(&format!("epoch {epoch}: lr {lr}"));
                 }
             }
             Event::PhaseStarted { phase, lr, steps } => {
@@ -119,9 +119,11 @@ impl Printer {
                 {
                     self.last_plain_step = *step;
                     if *epoch > 0 {
-                        println!("epoch {epoch} step {step}/{steps_in_epoch}: {msg}");
+                        say(&format!(
+                            "epoch {epoch} step {step}/{steps_in_epoch}: {msg}"
+                        ));
                     } else {
-                        println!("step {step}/{steps_in_epoch}: {msg}");
+                        say(&format!("step {step}/{steps_in_epoch}: {msg}"));
                     }
                 }
             }
@@ -199,4 +201,12 @@ impl Default for Printer {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Prints a line on standard output, ignoring a closed one: a long run
+/// piped into `head` must not die on its next line (the run is stopped
+/// cooperatively instead, see `cli::run`).
+pub fn say(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{text}");
 }

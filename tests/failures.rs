@@ -192,3 +192,73 @@ fn a_run_never_writes_into_a_directory_that_holds_files() {
         "mine"
     );
 }
+
+#[test]
+fn a_closed_standard_output_stops_a_run_with_a_checkpoint_instead_of_killing_it() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iq-tui"))
+        .args(["run", "experiments/smoke.ron", "--headless", "--out"])
+        .arg(&dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("IQ_TUI_OFFLINE", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // read one line, then close the pipe, as `| head -1` does
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o.stderr));
+    assert!(!text(&o.stderr).contains("panicked"), "{}", text(&o.stderr));
+    let records = iq_tui::store::read_events(&dir.join("events.jsonl")).unwrap();
+    assert!(matches!(
+        records.last().unwrap().event,
+        iq_tui::record::Event::Stopped { .. }
+    ));
+    let o = iq_tui(&["resume", dir.to_str().unwrap(), "--headless"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+}
+
+#[test]
+fn resume_without_an_intact_checkpoint_says_what_it_found_and_needs_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    common::run_smoke(
+        &dir,
+        &["--set", "quantization=None", "--set", "pruning=None"],
+    );
+    std::fs::remove_file(dir.join("summary.json")).unwrap();
+    std::fs::remove_dir_all(dir.join("checkpoints")).unwrap();
+    let before = std::fs::read(dir.join("events.jsonl")).unwrap();
+    refused(
+        &["resume", dir.to_str().unwrap(), "--headless"],
+        "--restart",
+    );
+    let o = iq_tui(&["resume", dir.to_str().unwrap(), "--headless"]);
+    assert!(text(&o.stderr).contains("epoch 2"), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read(dir.join("events.jsonl")).unwrap(), before);
+    let o = iq_tui(&["resume", dir.to_str().unwrap(), "--headless", "--restart"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+}
+
+#[test]
+fn export_model_never_writes_its_two_files_to_one_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("m.safetensors");
+    refused(
+        &[
+            "export-model",
+            "tests/fixtures/runs/smoke",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        ".iqpk",
+    );
+    assert!(!out.exists());
+}

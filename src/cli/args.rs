@@ -39,7 +39,8 @@ pub(super) enum Command {
     /// coefficients, masks, biases, vocabulary).
     ExportModel {
         run_dir: PathBuf,
-        /// Destination (default: RUN_DIR/model.iqpk).
+        /// Destination, ending in .iqpk (default: RUN_DIR/model.iqpk); the
+        /// safetensors copy goes beside it.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -116,6 +117,10 @@ pub(super) struct ResumeArgs {
     /// or the estimated memory exceeds what this machine has available.
     #[arg(long)]
     pub force: bool,
+    /// With no intact checkpoint, start the run over from the beginning
+    /// (its records are replaced).
+    #[arg(long)]
+    pub restart: bool,
 }
 
 #[derive(Debug, Args)]

@@ -12,9 +12,9 @@ use crate::engine::checkpoint::{corpus_sha256, sha256_hex, Resume};
 use crate::engine::footprint::{available_memory, Footprint};
 use crate::engine::{self, Control, Outcome};
 use crate::experiment::{self, Experiment};
-use crate::headless::Printer;
+use crate::headless::{say, Printer};
 use crate::model::Arithmetic;
-use crate::record::{format, Listener, Record};
+use crate::record::{format, Listener, Record, RunView};
 use crate::store::checkpoint::Checkpoints;
 use crate::store::lock::{LockError, RunLock};
 use crate::store::manifest::{self, ResumeRecord, RunManifest};
@@ -125,7 +125,7 @@ pub(super) fn run(args: RunArgs) -> CliResult {
         .map_err(write_error)?;
     init_log(&run_dir.file("run.log"), false)?;
     if args.headless {
-        println!("run directory: {}", run_dir.path.display());
+        say(&format!("run directory: {}", run_dir.path.display()));
     }
     let context = engine::RunContext {
         pretrained,
@@ -162,12 +162,32 @@ pub(super) fn resume(args: ResumeArgs) -> CliResult {
                 .map_err(|e| CliError::bad(format!("{name}: {e}")))?;
             (Some(r), Some(name))
         }
-        None => {
+        None if args.restart => {
             eprintln!(
-                "note: {} has no checkpoint yet (it stopped before its first epoch ended); the run starts over",
+                "note: {} has no checkpoint; --restart: the run starts over",
                 args.run_dir.display()
             );
             (None, None)
+        }
+        None => {
+            let reached = RunView::from_records(&plan.records());
+            let found = match reached.phase {
+                None => "it recorded no training yet".to_string(),
+                Some(phase) => format!(
+                    "its records reach {phase}{}, {} training steps in",
+                    if reached.epoch > 0 {
+                        format!(", epoch {}", reached.epoch)
+                    } else {
+                        String::new()
+                    },
+                    reached.steps_done
+                ),
+            };
+            return Err(CliError::bad(format!(
+                "{} has no intact checkpoint to continue from ({found}); `iq-tui resume {} --restart` starts it over from the beginning and replaces its records",
+                args.run_dir.display(),
+                args.run_dir.display()
+            )));
         }
     };
     let text_sha = sha256_hex(plan.experiment_text.as_bytes());
@@ -225,10 +245,10 @@ pub(super) fn resume(args: ResumeArgs) -> CliResult {
     let run_dir = plan.run;
     init_log(&run_dir.file("run.log"), true)?;
     if args.headless {
-        println!(
+        say(&format!(
             "run directory: {} (resuming at {position})",
             run_dir.path.display()
-        );
+        ));
     }
     let context = engine::RunContext {
         pretrained,
@@ -339,8 +359,15 @@ fn execute(
 ) -> CliResult {
     let control = Control::new();
     let signals = |e: std::io::Error| CliError::failed(format!("cannot watch for signals: {e}"));
-    // A signal stops the run cooperatively; the dashboard also leaves the screen.
+    // A signal stops the run cooperatively; the dashboard also leaves the
+    // screen. A closed standard output (a headless run piped into `head`)
+    // stops it the same way: with a handler, a write to it fails instead of
+    // killing the process between two checkpoints.
     let terminate = Arc::new(AtomicBool::new(false));
+    if show.headless {
+        signal_hook::flag::register(signal_hook::consts::SIGPIPE, control.stop_flag())
+            .map_err(signals)?;
+    }
     for signal in [
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
@@ -400,7 +427,7 @@ fn execute(
             let _ = worker.join();
             return Err(CliError::failed(format!("the dashboard failed: {e}")));
         }
-        println!("run directory: {}", run_dir.path.display());
+        say(&format!("run directory: {}", run_dir.path.display()));
     }
     let (outcome, log_error, summary_written) = worker
         .join()
@@ -416,14 +443,17 @@ fn execute(
         Outcome::Finished(_) => {
             summary_written
                 .map_err(|e| CliError::failed(format!("cannot write summary.json: {e}")))?;
-            println!("summary: {}", run_dir.file("summary.json").display());
+            say(&format!(
+                "summary: {}",
+                run_dir.file("summary.json").display()
+            ));
             Ok(Done::Finished)
         }
         Outcome::Stopped => {
-            println!(
+            say(&format!(
                 "stopped; continue with `iq-tui resume {}`",
                 run_dir.path.display()
-            );
+            ));
             Ok(Done::Stopped)
         }
         Outcome::Failed(error) => Err(CliError::failed(format!(

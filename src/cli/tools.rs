@@ -137,6 +137,17 @@ pub(super) fn fetch_ptb(dir: Option<PathBuf>) -> CliResult {
 }
 
 pub(super) fn export_model(run_dir: &Path, out: Option<PathBuf>) -> CliResult {
+    // Two files are written, FILE.iqpk and FILE.safetensors beside it: a
+    // name of any other kind would make them one.
+    if let Some(out) = out
+        .as_ref()
+        .filter(|o| o.extension().is_none_or(|e| e != "iqpk"))
+    {
+        return Err(CliError::bad(format!(
+            "--out {}: the packed model's name must end in .iqpk (the safetensors copy goes beside it, with .safetensors)",
+            out.display()
+        )));
+    }
     let model = crate::packed::PackedModel::from_run(run_dir).map_err(|e| {
         CliError::bad(format!(
             "{e}\n(export-model needs a finished run that quantized its model)"

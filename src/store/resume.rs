@@ -24,6 +24,16 @@ pub enum ResumeError {
     Store(#[from] StoreError),
 }
 
+/// Every line of `bytes` as a record; the first one that does not parse is
+/// the error (line number and why).
+fn parse_records(bytes: &[u8]) -> Result<Vec<Record>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not text ({e})"))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1)))
+        .collect()
+}
+
 /// A run directory about to be resumed.
 #[derive(Debug)]
 pub struct ResumePlan {
@@ -95,13 +105,21 @@ impl ResumePlan {
     /// stay. A log shorter than that is damaged and is left as it is.
     pub fn cut_log(&self, keep: u64) -> Result<Vec<Record>, ResumeError> {
         let events = self.run.file("events.jsonl");
-        let len = fs::metadata(&events).map(|m| m.len()).unwrap_or(0);
+        let text = fs::read(&events).unwrap_or_default();
+        let len = text.len() as u64;
         if len < keep {
             return Err(ResumeError::Refused(format!(
                 "{}: {len} bytes, shorter than the {keep} the checkpoint was taken at; the record is damaged",
                 events.display()
             )));
         }
+        // What stays must read back whole before anything is cut.
+        let kept = parse_records(&text[..keep as usize]).map_err(|e| {
+            ResumeError::Refused(format!(
+                "{}: {e}, before the point the checkpoint was taken at; the record is damaged and was left as it is",
+                events.display()
+            ))
+        })?;
         OpenOptions::new()
             .write(true)
             .open(&events)
@@ -110,7 +128,12 @@ impl ResumePlan {
                 path: events.clone(),
                 source,
             })?;
-        Ok(read_events(&events)?)
+        Ok(kept)
+    }
+
+    /// The records as they are, nothing cut (to say what a run reached).
+    pub fn records(&self) -> Vec<Record> {
+        read_events(&self.run.file("events.jsonl")).unwrap_or_default()
     }
 
     /// Adds `resume` to `manifest.json`.
@@ -168,6 +191,12 @@ mod tests {
         fs::write(&events, format!("{line}\n{line}\n")).unwrap();
         let plan = plan(dir.path()).unwrap();
         let keep = line.len() as u64 + 1;
+        // a damaged line before the cut: refused, and the log left whole
+        let damaged = format!("garbage\n{line}\n");
+        fs::write(&events, &damaged).unwrap();
+        assert!(matches!(plan.cut_log(keep), Err(ResumeError::Refused(m)) if m.contains("line 1")));
+        assert_eq!(fs::read_to_string(&events).unwrap(), damaged);
+        fs::write(&events, format!("{line}\n{line}\n")).unwrap();
         assert_eq!(plan.cut_log(keep).unwrap().len(), 1);
         assert_eq!(fs::metadata(&events).unwrap().len(), keep);
         let message = match plan.cut_log(keep + 10) {
