@@ -262,3 +262,36 @@ fn export_model_never_writes_its_two_files_to_one_path() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn a_record_cut_short_of_the_end_its_summary_proves_is_reported_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixture = common::root().join("tests/fixtures/runs/smoke");
+    for name in ["summary.json", "experiment.ron"] {
+        std::fs::copy(fixture.join(name), dir.join(name)).unwrap();
+    }
+    let events = std::fs::read_to_string(fixture.join("events.jsonl")).unwrap();
+    let lines: Vec<&str> = events.lines().collect();
+    std::fs::write(
+        dir.join("events.jsonl"),
+        lines[..lines.len() / 2].join("\n") + "\n",
+    )
+    .unwrap();
+    let to = tmp.path().join("export");
+    let o = iq_tui(&[
+        "export",
+        dir.to_str().unwrap(),
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("events.jsonl ends before"),
+        "{}",
+        text(&o.stderr)
+    );
+    let report = std::fs::read_to_string(to.join("report.md")).unwrap();
+    assert!(report.contains("**Warning:**"), "{report}");
+}

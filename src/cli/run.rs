@@ -269,8 +269,19 @@ pub(super) fn resume(args: ResumeArgs) -> CliResult {
 
 /// Reopens a run in the dashboard, read-only.
 pub(super) fn open(run_dir: PathBuf) -> CliResult {
-    let records = crate::store::read_events(&run_dir.join("events.jsonl"))
+    let mut records = crate::store::read_events(&run_dir.join("events.jsonl"))
         .map_err(|e| CliError::bad(format!("{e}\n(a run directory holds events.jsonl)")))?;
+    if let Some(warning) = crate::store::cut_short(&run_dir, &records) {
+        eprintln!("warning: {warning}");
+        // and in the dashboard's log, which takes the screen
+        records.push(Record {
+            t: records.last().map_or(0.0, |r| r.t),
+            event: crate::record::Event::Log {
+                level: crate::record::LogLevel::Warn,
+                message: format!("warning: {warning}"),
+            },
+        });
+    }
     let terminate = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
         signal_hook::flag::register(signal, terminate.clone())

@@ -125,6 +125,11 @@ pub(super) fn quantize(args: QuantizeArgs) -> CliResult {
 }
 
 pub(super) fn fetch_ptb(dir: Option<PathBuf>) -> CliResult {
+    if std::env::var("IQ_TUI_OFFLINE").is_ok_and(|v| v == "1") {
+        return Err(CliError::bad(
+            "IQ_TUI_OFFLINE=1 forbids downloads, and fetch-ptb downloads; unset it, or copy the three files and set IQ_TUI_PTB_DIR",
+        ));
+    }
     let dir = dir
         .or_else(data::ptb::cache_dir)
         .ok_or_else(|| CliError::bad("no cache directory on this system; pass --dir"))?;

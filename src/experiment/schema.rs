@@ -241,6 +241,12 @@ impl MatrixSet {
             MatrixSet::Embedding => vec!["embedding".into()],
             MatrixSet::Decoder => vec!["decoder".into()],
             MatrixSet::Named(names) => {
+                if names.is_empty() {
+                    return Err(format!(
+                        "Named([]) names no matrix; the matrices are: {}",
+                        all.join(", ")
+                    ));
+                }
                 if let Some(bad) = names.iter().find(|n| !all.contains(n)) {
                     return Err(format!(
                         "no matrix named {bad:?}; the matrices are: {}",

@@ -42,6 +42,9 @@ pub fn run_report(run: &RunRecords, charts: &[&str]) -> String {
         },
         v.parameters
     );
+    if let Some(w) = &run.warning {
+        let _ = writeln!(md, "> **Warning:** {w}.\n");
+    }
     if let Some(m) = &run.manifest {
         let _ = writeln!(md, "| | |\n|---|---|");
         let _ = writeln!(

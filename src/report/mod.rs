@@ -42,6 +42,8 @@ pub struct RunRecords {
     pub records: Vec<Record>,
     /// The records folded, with every series.
     pub view: RunView,
+    /// Set when the directory contradicts itself (see `store::cut_short`).
+    pub warning: Option<String>,
 }
 
 impl RunRecords {
@@ -79,7 +81,12 @@ pub fn load(dir: &Path) -> Result<RunRecords, ReportError> {
     };
     let manifest = read("manifest.json").and_then(|t| serde_json::from_str(&t).ok());
     let view = RunView::from_records(&records);
+    let warning = crate::store::cut_short(dir, &records);
+    if let Some(w) = &warning {
+        eprintln!("warning: {w}");
+    }
     Ok(RunRecords {
+        warning,
         dir: dir.to_path_buf(),
         experiment: read("experiment.ron").unwrap_or_default(),
         manifest,

@@ -172,6 +172,22 @@ impl Listener for EventLog {
     }
 }
 
+/// Says so when a run directory contradicts itself: `summary.json` proves
+/// the run finished, but `events.jsonl` ends before its `finished` record
+/// (cut short by a copy, a full disk, an edit). Readers then warn and use
+/// what is intact.
+pub fn cut_short(dir: &Path, records: &[Record]) -> Option<String> {
+    let finished = records
+        .iter()
+        .any(|r| matches!(r.event, crate::record::Event::Finished { .. }));
+    (!finished && dir.join("summary.json").is_file()).then(|| {
+        format!(
+            "{}: events.jsonl ends before the end of the run that summary.json records; what is shown from the log is only what it kept, and summary.json holds the final numbers",
+            dir.display()
+        )
+    })
+}
+
 /// Reads `events.jsonl`, tolerating a torn last line (a crash mid-write).
 pub fn read_events(path: &Path) -> Result<Vec<Record>, StoreError> {
     let text = fs::read_to_string(path).map_err(at(path))?;

@@ -186,6 +186,7 @@ impl Keymap {
 
     /// Defaults overridden by `text` (the contents of `path`).
     pub fn parse(path: &Path, text: &str) -> Result<Self, KeymapError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let file: KeymapFile = ron::Options::default()
             .from_str(text)
             .map_err(|e| KeymapError {
@@ -210,6 +211,19 @@ impl Keymap {
             map.bindings
                 .retain(|(k, a)| *a != action && !keys.contains(k));
             map.bindings.extend(keys.into_iter().map(|k| (k, action)));
+        }
+        // The dashboard must always be possible to leave and to answer.
+        for needed in [Action::Quit, Action::Confirm] {
+            if !map.bindings.iter().any(|(_, a)| *a == needed) {
+                return Err(KeymapError {
+                    path: path.to_path_buf(),
+                    position: None,
+                    message: format!(
+                        "no key is left for {needed:?}: the dashboard could not be {}; bind at least one",
+                        if needed == Action::Quit { "left" } else { "answered" }
+                    ),
+                });
+            }
         }
         Ok(map)
     }
@@ -266,6 +280,16 @@ mod tests {
         );
         assert_eq!(m.action_for(press('x')), None);
         assert!(m.describe().iter().all(|k| !k.keys.is_empty()));
+    }
+
+    #[test]
+    fn a_keymap_that_leaves_no_way_out_is_refused_and_a_byte_order_mark_is_not() {
+        let err = Keymap::parse(Path::new("k.ron"), r#"{ Quit: [] }"#).unwrap_err();
+        assert!(err.message.contains("Quit"), "{}", err.message);
+        // stealing every Quit key leaves none either
+        let err = Keymap::parse(Path::new("k.ron"), r#"{ Help: ["q", "ctrl-c"] }"#).unwrap_err();
+        assert!(err.message.contains("Quit"), "{}", err.message);
+        Keymap::parse(Path::new("k.ron"), "\u{feff}{ Help: [\"x\"] }").unwrap();
     }
 
     #[test]
