@@ -88,6 +88,16 @@ fn sizes_that_cannot_fit_are_refused_before_anything_is_allocated() {
         ],
         "does not fit in any corpus",
     );
+    // found by tests/fuzz.rs: matrix names were listed for every layer
+    refused(
+        &[
+            "validate",
+            "experiments/smoke.ron",
+            "--set",
+            "model.layers=4294967296",
+        ],
+        "model.layers",
+    );
     let o = iq_tui(&["validate", "experiments/smoke.ron"]);
     let said = text(&o.stdout);
     assert!(
@@ -120,16 +130,7 @@ fn an_experiment_file_with_a_byte_order_mark_reads_like_one_without() {
 fn a_npy_header_larger_than_its_file_is_refused_without_allocating() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("huge.npy");
-    let mut header =
-        "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }".to_string();
-    while header.len() < 117 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    std::fs::write(&file, bytes).unwrap();
+    std::fs::write(&file, common::npy_header("(4294967296, 4294967296)")).unwrap();
     refused(
         &["quantize", file.to_str().unwrap()],
         "more than the file's",

@@ -172,15 +172,7 @@ proptest! {
 
     #[test]
     fn npy_matrices(m in mutation()) {
-        let mut header =
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }".to_string();
-        while header.len() < 117 {
-            header.push(' ');
-        }
-        header.push('\n');
-        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-        bytes.extend_from_slice(header.as_bytes());
+        let mut bytes = common::npy_header("(3, 4)");
         for i in 0..12 {
             bytes.extend_from_slice(&(i as f32 - 5.5).to_le_bytes());
         }

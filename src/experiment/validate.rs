@@ -5,12 +5,19 @@ use super::{
     RetrainConfig,
 };
 
+/// Largest `model.layers` (checked below); matrix names are only listed
+/// for a layer count in range, so a forged one never builds billions.
+const MAX_LAYERS: usize = 16;
+
 fn check_matrices(
     need: &mut impl FnMut(bool, &str, String, &str),
     field: &str,
     set: &MatrixSet,
     layers: usize,
 ) {
+    if layers > MAX_LAYERS {
+        return; // reported as model.layers
+    }
     if let Err(message) = set.resolve(layers) {
         need(
             false,
@@ -146,7 +153,7 @@ pub fn check(e: &Experiment) -> Vec<Problem> {
 
     let m = &e.model;
     need(
-        m.layers >= 1 && m.layers <= 16,
+        m.layers >= 1 && m.layers <= MAX_LAYERS,
         "model.layers",
         format!("{} layers", m.layers),
         "an integer from 1 to 16",
@@ -298,7 +305,10 @@ pub fn check(e: &Experiment) -> Vec<Problem> {
                     "Alternating(T) with T ≥ 1",
                 );
             }
-            if let Ok(names) = g.matrices.resolve(m.layers) {
+            let names = (m.layers <= MAX_LAYERS)
+                .then(|| g.matrices.resolve(m.layers).ok())
+                .flatten();
+            if let Some(names) = names {
                 for n in names {
                     need(
                         !seen.contains(&n),

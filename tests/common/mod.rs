@@ -91,3 +91,17 @@ impl Drop for TinyFilesystem {
         let _ = Command::new("umount").arg(&self.0).output();
     }
 }
+
+/// The header of a version-1 `.npy` file of float32 with this `shape`
+/// (written by hand so tests can declare shapes no body backs).
+pub fn npy_header(shape: &str) -> Vec<u8> {
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    while header.len() < 117 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes
+}
