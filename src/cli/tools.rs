@@ -21,6 +21,9 @@ pub(super) fn validate(file: &Path, set: &[String]) -> CliResult {
 pub(super) fn export(run_dirs: &[PathBuf], to: Option<&Path>) -> CliResult {
     match crate::report::export(run_dirs, to) {
         Ok(done) => {
+            for w in &done.warnings {
+                eprintln!("warning: {w}");
+            }
             println!("wrote {}", done.report.display());
             Ok(Done::Finished)
         }

@@ -9,6 +9,7 @@
 //! 20 at 68 MB against 95 MB.
 
 use crate::experiment::{DataSource, Experiment};
+use crate::model::ModelDims;
 
 /// PTB's vocabulary and token counts (docs/method.md §7).
 const PTB_VOCAB: u128 = 10_000;
@@ -47,17 +48,15 @@ impl Footprint {
             e.model.hidden as u128,
             e.model.embed_size() as u128,
         );
-        let mut parameters = vocab
-            .saturating_mul(embed)
-            .saturating_add(vocab.saturating_mul(hidden))
-            .saturating_add(vocab);
-        for l in 0..layers.min(64) {
-            let input = if l == 0 { embed } else { hidden };
-            let per_layer = hidden
-                .saturating_mul(4)
-                .saturating_mul(input.saturating_add(hidden).saturating_add(1));
-            parameters = parameters.saturating_add(per_layer);
-        }
+        let dims = ModelDims {
+            vocab: usize::try_from(vocab).unwrap_or(usize::MAX),
+            embed: e.model.embed_size(),
+            hidden: e.model.hidden,
+            layers: e.model.layers,
+        };
+        let parameters = dims
+            .checked_parameter_count()
+            .map_or(u128::MAX, |n| n as u128);
         // Activations of one segment of `rows` = streams × BPTT positions: the
         // N×V softmax buffer (and its gradient in place), the LSTM's gates,
         // cells and outputs per layer, the embedded inputs.
@@ -103,34 +102,9 @@ impl Footprint {
     }
 }
 
-/// Memory this process may still use: the kernel's `MemAvailable`, and the
-/// cgroup's limit less its use where one is set; `None` where neither can be
-/// read (not Linux).
-pub fn available_memory() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
-        t.lines()
-            .find(|l| l.starts_with("MemAvailable:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<u64>().ok())
-            .map(|kb| kb.saturating_mul(1024))
-    });
-    let read = |name: &str| {
-        std::fs::read_to_string(format!("/sys/fs/cgroup/{name}"))
-            .ok()
-            .and_then(|t| t.trim().parse::<u64>().ok())
-    };
-    let cgroup =
-        read("memory.max").map(|max| max.saturating_sub(read("memory.current").unwrap_or(0)));
-    match (meminfo, cgroup) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ModelDims;
 
     fn experiment(text: &str) -> Experiment {
         crate::experiment::parse(std::path::Path::new("t.ron"), text, &[]).unwrap()

@@ -24,12 +24,20 @@ pub struct ModelDims {
 impl ModelDims {
     /// Parameters (weights and biases).
     pub fn parameter_count(&self) -> usize {
-        let mut n = self.vocab * self.embed + self.vocab * self.hidden + self.vocab;
+        self.checked_parameter_count()
+            .expect("the sizes of a built model have a parameter count")
+    }
+
+    /// Parameters, or `None` when the sizes (from a file, say) overflow.
+    pub fn checked_parameter_count(&self) -> Option<usize> {
+        let (v, e, h) = (self.vocab, self.embed, self.hidden);
+        let mut n = v.checked_mul(e.checked_add(h)?.checked_add(1)?)?;
         for l in 0..self.layers {
-            let input = if l == 0 { self.embed } else { self.hidden };
-            n += 4 * self.hidden * (input + self.hidden + 1);
+            let input = if l == 0 { e } else { h };
+            let gates = h.checked_mul(4)?;
+            n = n.checked_add(gates.checked_mul(input.checked_add(h)?.checked_add(1)?)?)?;
         }
-        n
+        Some(n)
     }
 
     /// Every parameter, in the model's order, with its name and shape

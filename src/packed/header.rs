@@ -55,21 +55,18 @@ pub(super) fn check_header(h: &Header, body: u64) -> Result<(), String> {
         hidden: h.hidden,
         layers: h.layers,
     };
-    let weights = [
-        (h.vocab as u128) * (h.embed as u128 + h.hidden as u128 + 1),
-        (h.layers as u128)
-            * 4
-            * (h.hidden as u128)
-            * (h.embed.max(h.hidden) as u128 + h.hidden as u128 + 1),
-    ]
-    .iter()
-    .sum::<u128>();
-    let needed = weights.saturating_mul(6);
-    if weights > 1 << 40 {
-        return Err(format!("header: a model of about {weights} weights"));
-    }
-    if let Some(available) = crate::engine::footprint::available_memory() {
-        if needed > available as u128 {
+    let weights = dims
+        .checked_parameter_count()
+        .filter(|&n| n <= 1 << 40)
+        .ok_or_else(|| {
+            format!(
+                "header: {} layers of {} units with a vocabulary of {} is larger than any model",
+                h.layers, h.hidden, h.vocab
+            )
+        })?;
+    let needed = weights as u64 * 6;
+    if let Some(available) = crate::store::manifest::available_memory() {
+        if needed > available {
             return Err(format!(
                 "header: a model of about {weights} weights needs about {needed} bytes to load, more than the {available} available"
             ));

@@ -82,9 +82,6 @@ pub fn load(dir: &Path) -> Result<RunRecords, ReportError> {
     let manifest = read("manifest.json").and_then(|t| serde_json::from_str(&t).ok());
     let view = RunView::from_records(&records);
     let warning = crate::store::cut_short(dir, &records);
-    if let Some(w) = &warning {
-        eprintln!("warning: {w}");
-    }
     Ok(RunRecords {
         warning,
         dir: dir.to_path_buf(),
@@ -254,6 +251,9 @@ fn grids(run: &RunRecords) -> Vec<charts::Grid> {
 pub struct Exported {
     pub dir: PathBuf,
     pub report: PathBuf,
+    /// What the caller should tell the user (a run directory that
+    /// contradicts itself); also in the report.
+    pub warnings: Vec<String>,
 }
 
 /// Exports one run into `to`.
@@ -442,6 +442,7 @@ pub fn export_run(run: &RunRecords, to: &Path) -> Result<Exported, ReportError> 
     Ok(Exported {
         dir: to.to_path_buf(),
         report,
+        warnings: Vec::new(),
     })
 }
 
@@ -565,6 +566,7 @@ pub fn export_comparison(runs: &[RunRecords], to: &Path) -> Result<Exported, Rep
     Ok(Exported {
         dir: to.to_path_buf(),
         report,
+        warnings: Vec::new(),
     })
 }
 
@@ -585,8 +587,10 @@ pub fn export(dirs: &[PathBuf], to: Option<&Path>) -> Result<Exported, ReportErr
         .map(|d| load(d))
         .collect::<Result<Vec<_>, _>>()?;
     let to = to.map_or_else(|| default_destination(dirs), Path::to_path_buf);
-    match runs.as_slice() {
+    let mut done = match runs.as_slice() {
         [one] => export_run(one, &to),
         _ => export_comparison(&runs, &to),
-    }
+    }?;
+    done.warnings = runs.iter().filter_map(|r| r.warning.clone()).collect();
+    Ok(done)
 }
