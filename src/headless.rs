@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::record::format::{bytes as format_bytes, duration as format_duration};
-use crate::record::{Event, Phase, Record};
+use crate::record::format::duration as format_duration;
+use crate::record::{milestone, Event, Phase, Record};
 
 pub struct Printer {
     bar: Option<ProgressBar>,
@@ -38,67 +38,24 @@ impl Printer {
 
     pub fn on_record(&mut self, record: &Record) {
         match &record.event {
-            Event::RunStarted {
-                name,
-                corpus,
-                dims,
-                parameters,
-                steps_per_epoch,
-                epochs,
-                arithmetic,
-                ..
-            } => {
-                self.line(format!(
-                    "{name}: {}x{} LSTM, vocab {}, {parameters} parameters; {epochs} epochs of {steps_per_epoch} steps on {corpus}",
-                    dims.layers, dims.hidden, dims.vocab
-                ));
-                if let Some(a) = arithmetic {
-                    self.line(format!("arithmetic: {a}"));
-                }
-            }
-            Event::EpochStarted { epoch, lr } => {
+            Event::EpochStarted { epoch, .. } => {
                 self.last_plain_step = 0;
                 if self.fancy {
                     self.start_bar(format!("epoch {epoch}"));
-                } else {
-                    say(&format!("epoch {epoch}: lr {lr}"));
+                    return;
                 }
             }
-            Event::PhaseStarted { phase, lr, steps } => {
-                self.finish_bar();
-                let title = match phase {
-                    Phase::Pretrain => return,
-                    Phase::Prune => format!("{phase}: {steps} steps at lr {lr}"),
-                    Phase::Iteration { .. } => {
-                        format!("{phase}: quantize, evaluate, retrain {steps} steps at lr {lr}")
-                    }
-                    Phase::OneShot | Phase::Final => phase.to_string(),
-                };
-                self.line(format!("== {title}"));
+            Event::PhaseStarted { phase, steps, .. } => {
                 self.last_plain_step = 0;
-                if self.fancy && *steps > 0 {
-                    self.start_bar(match phase {
-                        Phase::Iteration { j, .. } => format!("iter {j}"),
-                        _ => "retrain".to_string(),
-                    });
+                if *phase != Phase::Pretrain {
+                    self.finish_bar();
+                    self.print_milestones(&record.event);
+                    if self.fancy && *steps > 0 {
+                        self.start_bar(phase.to_string());
+                    }
                 }
+                return;
             }
-            Event::Pruned { sparsity, .. } => {
-                self.line(format!("pruned: sparsity {:.1} %", sparsity * 100.0))
-            }
-            Event::Quantized {
-                model,
-                quant_loss,
-                packed_bytes,
-                fp32_bytes,
-                ..
-            } => self.line(format!(
-                "{}: quantization loss {quant_loss:.4}, packed {} ({:.1}x smaller than fp32)",
-                model,
-                format_bytes(*packed_bytes),
-                *fp32_bytes as f64 / (*packed_bytes).max(1) as f64
-            )),
-            Event::QuantLoss { .. } => {}
             Event::TrainProgress {
                 epoch,
                 step,
@@ -126,52 +83,23 @@ impl Printer {
                         say(&format!("step {step}/{steps_in_epoch}: {msg}"));
                     }
                 }
+                return;
             }
-            Event::EpochFinished {
-                epoch,
-                train_ppl,
-                valid_ppl,
-                lr,
-                seconds,
-            } => {
-                if let Some(bar) = self.bar.take() {
-                    bar.finish_and_clear();
-                }
-                self.line(format!(
-                    "epoch {epoch}: train ppl {train_ppl:.2}, valid ppl {valid_ppl:.2}, lr {lr}, {}",
-                    format_duration(*seconds)
-                ));
-            }
-            Event::Evaluated {
-                split,
-                model,
-                epoch: None,
-                ppl,
-                tokens,
-                ..
-            } => {
-                self.finish_bar();
-                self.line(format!(
-                    "{}: {split} perplexity {ppl:.2} ({tokens} tokens)",
-                    model
-                ))
-            }
-            Event::Continued { position, .. } => {
-                self.line(format!("resumed from a checkpoint: {position}"))
-            }
-            Event::Paused => self.line("paused".into()),
-            Event::Resumed => self.line("resumed".into()),
-            Event::Stopped { reason } => {
+            Event::EpochFinished { .. } => self.finish_bar(),
+            Event::Evaluated { epoch: None, .. } => self.finish_bar(),
+            Event::Stopped { .. } => {
                 if let Some(bar) = self.bar.take() {
                     bar.abandon();
                 }
-                self.line(format!("stopped: {reason}"));
             }
-            Event::Finished { seconds, .. } => {
-                self.line(format!("finished in {}", format_duration(*seconds)))
-            }
-            Event::Failed { error } => self.line(format!("failed: {error}")),
-            Event::Log { .. } | Event::Evaluated { .. } => {}
+            _ => {}
+        }
+        self.print_milestones(&record.event);
+    }
+
+    fn print_milestones(&self, event: &Event) {
+        for line in milestone::lines(event) {
+            self.line(line);
         }
     }
 }

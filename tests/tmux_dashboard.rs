@@ -233,3 +233,71 @@ fn a_run_quit_half_way_resumes_in_the_dashboard() {
     s.wait_exit_on_normal_screen();
     assert!(out.join("summary.json").is_file());
 }
+
+/// A headless run, watched from another terminal: `iq-tui RUN_DIR` follows
+/// it, its progress moves, pause and resume from the watcher reach it (and
+/// it records them), and quitting the watcher leaves it to finish.
+#[test]
+fn a_headless_run_is_followed_paused_resumed_and_left_running() {
+    if !have_tmux() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_iq-tui"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "experiments/demo.ron", "--headless", "--out"])
+        .arg(&out)
+        .args(["--set", "training.epochs=2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let events = out.join("events.jsonl");
+    let start = Instant::now();
+    while iq_tui::store::lock::writer(&out).is_none() || !events.is_file() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let watch = format!(
+        "cd {} && exec {} {}",
+        env!("CARGO_MANIFEST_DIR"),
+        env!("CARGO_BIN_EXE_iq-tui"),
+        out.display()
+    );
+    let s = Session::start("iq-tui-test-follow", &watch);
+    s.wait_for("following process", 30);
+    let progress = |s: &Session| s.screen().lines().nth(1).unwrap_or_default().to_string();
+    s.wait_for("step", 60);
+    let first = progress(&s);
+    let moved = Instant::now();
+    while progress(&s) == first {
+        assert!(
+            moved.elapsed() < Duration::from_secs(60),
+            "progress froze at {first:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    s.keys("p");
+    s.wait_for("PAUSED", 30);
+    let recorded = |what: &str| {
+        iq_tui::store::read_events(&events)
+            .unwrap()
+            .iter()
+            .any(|r| serde_json::to_value(&r.event).unwrap()["type"] == what)
+    };
+    assert!(recorded("paused"), "the run recorded its pause");
+    s.keys("p");
+    s.wait_for("RUNNING", 30);
+    assert!(recorded("resumed"));
+    s.keys("q"); // no question: quitting a watcher stops nothing
+    s.wait_exit_on_normal_screen();
+    let status = run.wait().unwrap();
+    assert!(status.success(), "the run went on to finish: {status}");
+    assert!(out.join("summary.json").is_file());
+    assert!(recorded("finished"));
+    assert!(!out.join("control").exists(), "the run took its command");
+}

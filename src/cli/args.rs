@@ -5,18 +5,58 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The version line: the crate's version and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("IQ_TUI_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "iq-tui",
-    version,
+    version = VERSION,
     about = "Retraining-based iterative weight quantization of LSTM language models, explored from a terminal",
-    args_conflicts_with_subcommands = true
+    override_usage = "iq-tui <EXPERIMENT.ron | RUN_DIR>\n       iq-tui <COMMAND>",
+    after_help = "`iq-tui EXPERIMENT.ron` runs an experiment in the dashboard (as `iq-tui run`); `iq-tui RUN_DIR` opens a run directory, following it while it runs (as `iq-tui open`)."
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub(super) command: Option<Command>,
-    /// Experiment file to open in the dashboard.
-    pub(super) experiment: Option<PathBuf>,
+}
+
+impl Cli {
+    /// The names a first argument is read as a subcommand by.
+    fn is_command(word: &str) -> bool {
+        use clap::CommandFactory;
+        word == "help"
+            || Self::command()
+                .get_subcommands()
+                .any(|c| c.get_name() == word || c.get_all_aliases().any(|a| a == word))
+    }
+
+    /// `iq-tui PATH …` as the command it stands for: `run PATH …` for a
+    /// file, `open PATH` for a directory. Anything else (a mistyped
+    /// subcommand included) is left to clap, which suggests the nearest.
+    pub fn expand(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+        let Some(first) = args.get(1).map(|a| a.to_string_lossy().into_owned()) else {
+            return args;
+        };
+        if first.starts_with('-') || Self::is_command(&first) {
+            return args;
+        }
+        let path = std::path::Path::new(&first);
+        let command = if path.is_dir() {
+            "open"
+        } else if path.exists() || first.contains('.') || first.contains('/') {
+            "run"
+        } else {
+            return args;
+        };
+        args.insert(1, command.into());
+        args
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -31,7 +71,9 @@ pub(super) enum Command {
     },
     /// Measure training throughput (tokens/s) at standard sizes.
     Bench(BenchArgs),
-    /// Reopen a finished or stopped run in the dashboard, read-only.
+    /// Open a run directory in the dashboard: a run that is going is
+    /// followed live (pause, resume and stop reach it through its control
+    /// file); quitting leaves it running.
     Open { run_dir: PathBuf },
     /// Continue a stopped or killed run from its newest intact checkpoint.
     Resume(ResumeArgs),
@@ -64,6 +106,11 @@ pub(super) enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Print a shell completion script: `iq-tui completions bash >
+    /// ~/.local/share/bash-completion/completions/iq-tui`.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff): `iq-tui man-page > ~/.local/share/man/man1/iq-tui.1`.
+    ManPage,
 }
 
 #[derive(Debug, Args)]
@@ -91,20 +138,6 @@ pub(super) struct RunArgs {
     pub force: bool,
     #[command(flatten)]
     pub set: SetArgs,
-}
-
-impl RunArgs {
-    /// `iq-tui FILE`: a new run in the dashboard.
-    pub fn dashboard(file: PathBuf) -> Self {
-        Self {
-            file,
-            headless: false,
-            dry_run: false,
-            out: None,
-            force: false,
-            set: SetArgs { set: Vec::new() },
-        }
-    }
 }
 
 #[derive(Debug, Args)]

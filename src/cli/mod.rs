@@ -21,7 +21,7 @@ pub use error::{CliError, CliResult, Done, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STO
 
 /// Runs the program.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(Cli::expand(std::env::args_os().collect()));
     error::exit_code(dispatch(cli))
 }
 
@@ -38,14 +38,23 @@ fn dispatch(cli: Cli) -> CliResult {
         Some(Command::ExportModel { run_dir, out }) => tools::export_model(&run_dir, out),
         Some(Command::Eval(args)) => tools::eval(args),
         Some(Command::Export { run_dirs, to }) => tools::export(&run_dirs, to.as_deref()),
-        None => match cli.experiment {
-            Some(file) => run::run(args::RunArgs::dashboard(file)),
-            None => {
-                Cli::command()
-                    .print_help()
-                    .map_err(|e| CliError::failed(e.to_string()))?;
-                Err(CliError::bad("no command or experiment file given"))
-            }
-        },
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "iq-tui", &mut std::io::stdout());
+            Ok(Done::Finished)
+        }
+        Some(Command::ManPage) => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| CliError::failed(format!("cannot write the man page: {e}")))?;
+            Ok(Done::Finished)
+        }
+        None => {
+            Cli::command()
+                .print_help()
+                .map_err(|e| CliError::failed(e.to_string()))?;
+            Err(CliError::bad(
+                "no command, experiment file or run directory given",
+            ))
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! dashboard or the headless printer in front of it.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::args::{ResumeArgs, RunArgs};
@@ -16,6 +16,7 @@ use crate::headless::{say, Printer};
 use crate::model::Arithmetic;
 use crate::record::{format, Listener, Record, RunView};
 use crate::store::checkpoint::Checkpoints;
+use crate::store::follow::{self, Appended, EventTail};
 use crate::store::lock::{LockError, RunLock};
 use crate::store::manifest::available_memory;
 use crate::store::manifest::{self, ResumeRecord, RunManifest};
@@ -268,10 +269,23 @@ pub(super) fn resume(args: ResumeArgs) -> CliResult {
     execute(run_dir, experiment, corpus, context, show)
 }
 
-/// Reopens a run in the dashboard, read-only.
+/// Opens a run directory in the dashboard and follows it: a run that
+/// another process is writing moves on screen and takes pause, resume and
+/// stop through its control file; a finished or stopped one is shown as it
+/// ended.
 pub(super) fn open(run_dir: PathBuf) -> CliResult {
-    let mut records = crate::store::read_events(&run_dir.join("events.jsonl"))
-        .map_err(|e| CliError::bad(format!("{e}\n(a run directory holds events.jsonl)")))?;
+    let events = run_dir.join("events.jsonl");
+    if !events.is_file() {
+        return Err(CliError::bad(format!(
+            "{}: no events.jsonl here; a run directory holds one (`iq-tui run` writes it)",
+            run_dir.display()
+        )));
+    }
+    let mut tail = EventTail::new(&events);
+    let mut records = match tail.poll() {
+        Ok(Appended::More(r) | Appended::Restarted(r)) => r,
+        Err(e) => return Err(CliError::bad(e.to_string())),
+    };
     if let Some(warning) = crate::store::cut_short(&run_dir, &records) {
         eprintln!("warning: {warning}");
         // and in the dashboard's log, which takes the screen
@@ -289,7 +303,7 @@ pub(super) fn open(run_dir: PathBuf) -> CliResult {
             .map_err(|e| CliError::failed(format!("cannot watch for signals: {e}")))?;
     }
     let keymap = Keymap::load().map_err(|e| CliError::bad(format!("keymap {e}")))?;
-    run_dashboard(Source::Recorded(records), run_dir, keymap, terminate)
+    run_dashboard(Source::Follow { records, tail }, run_dir, keymap, terminate)
         .map_err(|e| CliError::bad(e.to_string()))?;
     Ok(Done::Finished)
 }
@@ -352,6 +366,50 @@ fn init_log(path: &Path, append: bool) -> Result<(), CliError> {
         .map_err(|e| CliError::failed(format!("cannot start logging: {e}")))
 }
 
+/// The thread that obeys `RUN_DIR/control` (see `store::follow`) while the
+/// run goes on; stopped with [`ControlWatcher::stop`].
+struct ControlWatcher {
+    running: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ControlWatcher {
+    fn stop(mut self) {
+        self.running.store(false, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn watch_control_file(dir: &Path, control: Arc<Control>) -> ControlWatcher {
+    // A command left by a watcher of an earlier process is not for this one.
+    let _ = std::fs::remove_file(dir.join(follow::CONTROL_FILE));
+    let running = Arc::new(AtomicBool::new(true));
+    let (dir, flag) = (dir.to_path_buf(), running.clone());
+    let thread = std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || {
+            while flag.load(Ordering::SeqCst) {
+                match follow::take(&dir) {
+                    Ok(Some(command)) => {
+                        tracing::info!("control file: {}", command.word());
+                        match command {
+                            follow::Command::Pause => control.pause(),
+                            follow::Command::Resume => control.resume(),
+                            follow::Command::Stop => control.stop(),
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(message) => tracing::warn!("{message}"),
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        })
+        .ok();
+    ControlWatcher { running, thread }
+}
+
 /// How a run is shown: the dashboard (with the keymap, and the records
 /// before a resume drawn first) or the headless printer.
 struct Show {
@@ -388,6 +446,7 @@ fn execute(
         signal_hook::flag::register(signal, control.stop_flag()).map_err(signals)?;
         signal_hook::flag::register(signal, terminate.clone()).map_err(signals)?;
     }
+    let watcher = watch_control_file(&run_dir.path, control.clone());
     let mut event_log = run_dir.event_log().map_err(write_error)?.on_error({
         let control = control.clone();
         move || control.stop()
@@ -444,6 +503,7 @@ fn execute(
     let (outcome, log_error, summary_written) = worker
         .join()
         .map_err(|_| CliError::failed("the training thread panicked"))?;
+    watcher.stop();
     if let Some(e) = log_error {
         return Err(CliError::failed(format!(
             "the run was stopped because its records could not be written: {e}\nwhat was finished is in {}; continue with `iq-tui resume {}` once there is space",

@@ -4,6 +4,9 @@
 //! leaves a checkpoint at its end, so a resumed run skips what is done and
 //! re-enters the phase it was in at the step it was at.
 
+/// Weight snapshots a whole run records (plus one at each stretch's end).
+const WEIGHT_SNAPSHOTS: usize = 300;
+
 use std::time::Instant;
 
 use super::checkpoint::{Position, Stage};
@@ -59,6 +62,8 @@ impl Engine<'_, '_> {
         });
         self.trainer.total_steps =
             steps_per_epoch * experiment.training.epochs + prune_steps + quant_steps;
+        // A few hundred weight snapshots over the whole run, however long.
+        self.trainer.weights_every = (self.trainer.total_steps / WEIGHT_SNAPSHOTS).max(1);
         if let Some(r) = &self.context.resume {
             let position = r.state.position;
             self.out.emit(Event::Continued {
@@ -87,6 +92,7 @@ impl Engine<'_, '_> {
             epochs: experiment.training.epochs,
             total_steps: self.trainer.total_steps,
             arithmetic: Some(Arithmetic::current()),
+            clip: experiment.training.clip,
         });
         self.out.log(format!(
             "{}: {} parameters, {} steps per epoch on {}",

@@ -13,7 +13,7 @@ use crate::compress::Quantized;
 use crate::data::Segments;
 use crate::experiment::{Experiment, LossScale};
 use crate::model::{LstmLm, LstmState, StepOptions, StepStats};
-use crate::record::{Event, Phase};
+use crate::record::{Event, Phase, WeightSnapshot};
 
 /// Why training returned: the stretch is done, or it returned between two
 /// steps with `step` steps of it done.
@@ -76,6 +76,13 @@ pub struct Trainer<'a> {
     pub total_steps: usize,
     pub done_steps: usize,
     steady_seconds: f64,
+    /// Steps this process has run.
+    timed_steps: usize,
+    /// Steps timed into `steady_seconds`: those of this process after its
+    /// first (a resumed run starts its timing afresh).
+    steady_steps: usize,
+    /// Training steps between two weight snapshots.
+    pub weights_every: usize,
     pub tokens: usize,
     pub seconds: f64,
     /// Training NLL and targets of the current phase (epoch or retraining).
@@ -107,6 +114,9 @@ impl<'a> Trainer<'a> {
             total_steps: 0,
             done_steps: 0,
             steady_seconds: 0.0,
+            steady_steps: 0,
+            timed_steps: 0,
+            weights_every: 1,
             tokens: 0,
             seconds: 0.0,
             phase_nll: 0.0,
@@ -207,19 +217,41 @@ impl<'a> Trainer<'a> {
         let seconds = start.elapsed().as_secs_f64();
         self.seconds += seconds;
         self.since_checkpoint += seconds;
-        self.done_steps += 1;
-        if self.done_steps > 1 {
-            self.steady_seconds += seconds; // the first step warms caches and allocators
+        if self.timed_steps > 0 {
+            // the first step warms caches and allocators
+            self.steady_seconds += seconds;
+            self.steady_steps += 1;
         }
+        self.timed_steps += 1;
+        self.done_steps += 1;
         self.tokens += stats.targets;
         stats
     }
 
     fn eta(&self) -> Option<f64> {
-        (self.done_steps > 1).then(|| {
-            self.steady_seconds / (self.done_steps - 1) as f64
+        (self.steady_steps > 0).then(|| {
+            self.steady_seconds / self.steady_steps as f64
                 * self.total_steps.saturating_sub(self.done_steps) as f64
         })
+    }
+
+    /// Records every weight matrix as it is now.
+    fn snapshot(&self, phase: Phase, out: &mut Emitter) {
+        let matrices = self
+            .model
+            .params()
+            .iter()
+            .enumerate()
+            .filter(|(_, info)| info.is_matrix)
+            .map(|(i, info)| {
+                WeightSnapshot::of(&info.name, info.rows, info.cols, &self.model.read_param(i))
+            })
+            .collect();
+        out.emit(Event::Weights {
+            steps_done: self.done_steps,
+            phase,
+            matrices,
+        });
     }
 
     /// Runs the stretch, reporting progress; `after_step` runs after each
@@ -243,6 +275,9 @@ impl<'a> Trainer<'a> {
         let (mut window_nll, mut window_count) = (0.0, 0usize);
         let mut window_start = Instant::now();
         let report_every = (steps / 100).max(1);
+        if self.done_steps == 0 && from < steps {
+            self.snapshot(phase, out); // the weights as initialised
+        }
         for step in from..steps {
             if control.is_stopped() {
                 return Returned::Stop { step };
@@ -290,6 +325,9 @@ impl<'a> Trainer<'a> {
             }
             if let Err(e) = after_step(&mut self.model, &mut self.warm, step + 1, out) {
                 return Returned::Failed(e);
+            }
+            if self.done_steps.is_multiple_of(self.weights_every.max(1)) || last {
+                self.snapshot(phase, out);
             }
         }
         Returned::Done

@@ -82,6 +82,61 @@ pub struct MatrixReport {
     pub grid: (usize, usize),
 }
 
+/// Percentiles recorded for each weight snapshot: TensorBoard's
+/// distribution bands (min, ±1.5σ, ±1σ, ±0.5σ of a normal, median, max).
+pub const PERCENTILES: [f64; 9] = [0.0, 6.68, 15.87, 30.85, 50.0, 69.15, 84.13, 93.32, 100.0];
+
+/// One matrix's weights at one moment of training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightSnapshot {
+    pub name: String,
+    pub rows: usize,
+    pub cols: usize,
+    /// Frobenius norm ‖W‖.
+    #[serde(with = "crate::record::float")]
+    pub norm: f64,
+    /// Fraction of exactly-zero weights.
+    #[serde(with = "crate::record::float")]
+    pub sparsity: f64,
+    /// The non-zero weights at [`PERCENTILES`].
+    pub percentiles: Vec<f32>,
+    /// Histogram of the non-zero weights over their symmetric range.
+    pub histogram: Histogram,
+}
+
+impl WeightSnapshot {
+    /// Bins of a snapshot's histogram: fine enough to see the shape, small
+    /// enough that a few hundred snapshots of every matrix stay a few MB.
+    pub const BINS: usize = 41;
+
+    /// The snapshot of a `rows × cols` matrix's values.
+    pub fn of(name: &str, rows: usize, cols: usize, values: &[f32]) -> Self {
+        let mut nonzero: Vec<f32> = values.iter().copied().filter(|&x| x != 0.0).collect();
+        nonzero.sort_unstable_by(f32::total_cmp);
+        let percentiles = PERCENTILES
+            .iter()
+            .map(|&p| match nonzero.len() {
+                0 => 0.0,
+                n => nonzero[((p / 100.0 * (n - 1) as f64).round() as usize).min(n - 1)],
+            })
+            .collect();
+        let norm = values
+            .iter()
+            .map(|&x| x as f64 * x as f64)
+            .sum::<f64>()
+            .sqrt();
+        Self {
+            name: name.to_string(),
+            rows,
+            cols,
+            norm,
+            sparsity: 1.0 - nonzero.len() as f64 / values.len().max(1) as f64,
+            percentiles,
+            histogram: crate::compress::stats::histogram(values, Self::BINS),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
@@ -102,6 +157,9 @@ pub enum Event {
         /// GEMM backend and threads (absent in runs recorded before it was).
         #[serde(default)]
         arithmetic: Option<crate::model::Arithmetic>,
+        /// The gradient-norm clip threshold, if any (absent in older runs).
+        #[serde(default, with = "crate::record::float::option")]
+        clip: Option<f64>,
     },
     PhaseStarted {
         phase: Phase,
@@ -134,6 +192,14 @@ pub enum Event {
         /// Seconds until the last training step, from the step rate after warm-up.
         #[serde(default, with = "crate::record::float::option")]
         eta_s: Option<f64>,
+    },
+    /// The weight matrices as they train: recorded at the start of training
+    /// and every few steps after (a few hundred times over a whole run).
+    Weights {
+        /// Training steps done in the whole run.
+        steps_done: usize,
+        phase: Phase,
+        matrices: Vec<WeightSnapshot>,
     },
     /// Quantization loss of the current weights, measured during retraining.
     QuantLoss {
@@ -272,5 +338,20 @@ mod tests {
         };
         assert_eq!(greedy.to_string(), "one-shot greedy");
         assert_eq!(ModelTag::Fp.to_string(), "full precision");
+    }
+
+    #[test]
+    fn a_snapshot_counts_zeros_apart_and_orders_its_percentiles() {
+        let values: Vec<f32> = (0..100)
+            .map(|i| if i % 4 == 0 { 0.0 } else { i as f32 - 49.5 })
+            .collect();
+        let s = WeightSnapshot::of("w", 10, 10, &values);
+        assert!((s.sparsity - 0.25).abs() < 1e-12);
+        assert_eq!(s.percentiles.len(), PERCENTILES.len());
+        assert!(s.percentiles.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!((s.percentiles[0], s.percentiles[8]), (-48.5, 49.5));
+        assert_eq!(s.histogram.counts.iter().sum::<u64>(), 75);
+        let norm: f64 = values.iter().map(|&x| (x * x) as f64).sum::<f64>().sqrt();
+        assert!((s.norm - norm).abs() < 1e-9);
     }
 }

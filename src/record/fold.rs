@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::events::{Event, MatrixReport, ModelTag, Phase, Record};
+use super::events::{Event, MatrixReport, ModelTag, Phase, Record, WeightSnapshot};
+use super::milestone;
 use super::series::Series;
 use crate::compress::stats::Histogram;
 use crate::data::Split;
@@ -34,6 +35,35 @@ pub struct PplRow {
     pub sparsity: Option<f64>,
     pub packed_bytes: Option<u64>,
     pub fp32_bytes: Option<u64>,
+}
+
+/// One training-progress point.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TrainPoint {
+    /// Training steps done in the whole run.
+    pub x: f64,
+    pub phase: Phase,
+    pub ppl: f64,
+    pub grad_norm: f64,
+    pub lr: f64,
+}
+
+/// One weight matrix over the run: its shape and every snapshot of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MatrixTrack {
+    pub name: String,
+    pub rows: usize,
+    pub cols: usize,
+    /// (training steps done, snapshot), oldest first.
+    pub history: Vec<(f64, WeightSnapshot)>,
+}
+
+/// How the run ended, for the status line.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Ending {
+    pub valid_ppl: f64,
+    pub test_ppl: f64,
+    pub seconds: f64,
 }
 
 /// What the records say about the run.
@@ -63,8 +93,18 @@ pub struct RunView {
     pub live_loss: Vec<(f64, f64)>,
     /// Per matrix: (iteration, loss).
     pub matrix_loss: BTreeMap<String, Vec<(f64, f64)>>,
-    /// Training perplexity over the run: (steps done, ppl).
-    pub train_curve: Vec<(f64, f64)>,
+    /// Training progress over the run, every point recorded.
+    pub train: Vec<TrainPoint>,
+    /// Validation perplexity after each pre-training epoch: (steps done, ppl).
+    pub valid_curve: Vec<(f64, f64)>,
+    /// The gradient-norm clip threshold.
+    pub clip: Option<f64>,
+    /// Every weight matrix's snapshots, in model order.
+    pub tracks: Vec<MatrixTrack>,
+    /// Set once the run finished.
+    pub ending: Option<Ending>,
+    /// Seconds since the run started, as of its latest record.
+    pub seconds: f64,
     /// Latest report per matrix (quantized or pruned), in model order.
     pub matrices: Vec<MatrixReport>,
     /// Histogram of each matrix before its first quantization.
@@ -118,19 +158,62 @@ impl RunView {
     /// Folds one record in.
     pub fn apply(&mut self, record: &Record) {
         self.fold(record);
-        self.series.apply(record, self.iterations);
+        self.series.apply(record, self.iterations, self.steps_done);
+        self.seconds = record.t;
+        self.log.extend(milestone::lines(&record.event));
+    }
+
+    /// Names of the matrices to list: every weight matrix once snapshots
+    /// exist, else those with a pruning or quantization report.
+    pub fn matrix_names(&self) -> Vec<&str> {
+        if self.tracks.is_empty() {
+            self.matrices.iter().map(|m| m.name.as_str()).collect()
+        } else {
+            self.tracks.iter().map(|t| t.name.as_str()).collect()
+        }
+    }
+
+    pub fn report(&self, name: &str) -> Option<&MatrixReport> {
+        self.matrices.iter().find(|m| m.name == name)
+    }
+
+    pub fn track(&self, name: &str) -> Option<&MatrixTrack> {
+        self.tracks.iter().find(|t| t.name == name)
     }
 
     fn fold(&mut self, record: &Record) {
         match &record.event {
+            Event::Weights {
+                steps_done,
+                matrices,
+                ..
+            } => {
+                for m in matrices {
+                    let i = match self.tracks.iter().position(|t| t.name == m.name) {
+                        Some(i) => i,
+                        None => {
+                            self.tracks.push(MatrixTrack {
+                                name: m.name.clone(),
+                                rows: m.rows,
+                                cols: m.cols,
+                                history: Vec::new(),
+                            });
+                            self.tracks.len() - 1
+                        }
+                    };
+                    self.tracks[i].history.push((*steps_done as f64, m.clone()));
+                }
+            }
             Event::RunStarted {
                 name,
                 corpus,
                 parameters,
                 total_steps,
                 epochs,
+                clip,
                 ..
             } => {
+                self.clip = *clip;
                 self.name = name.clone();
                 self.corpus = corpus.clone();
                 self.parameters = *parameters;
@@ -153,7 +236,9 @@ impl RunView {
                 self.step = 0;
             }
             Event::TrainProgress {
+                phase,
                 step,
+                grad_norm,
                 steps_in_epoch,
                 train_ppl,
                 lr,
@@ -170,7 +255,13 @@ impl RunView {
                 self.tokens_per_sec = Some(*tokens_per_sec);
                 self.eta_s = *eta_s;
                 self.lr = *lr;
-                self.train_curve.push((self.steps_done as f64, *train_ppl));
+                self.train.push(TrainPoint {
+                    x: self.steps_done as f64,
+                    phase: *phase,
+                    ppl: *train_ppl,
+                    grad_norm: *grad_norm,
+                    lr: *lr,
+                });
             }
             Event::QuantLoss {
                 j,
@@ -241,22 +332,10 @@ impl RunView {
                 }
             }
             Event::Evaluated { .. } => {}
-            Event::EpochFinished {
-                epoch,
-                train_ppl,
-                valid_ppl,
-                ..
-            } => {
-                self.log.push(format!(
-                    "epoch {epoch}: train ppl {train_ppl:.2}, valid ppl {valid_ppl:.2}"
-                ));
+            Event::EpochFinished { valid_ppl, .. } => {
+                self.valid_curve.push((self.steps_done as f64, *valid_ppl));
             }
-            Event::Continued {
-                position,
-                total_steps,
-            } => {
-                self.log
-                    .push(format!("resumed from a checkpoint: {position}"));
+            Event::Continued { total_steps, .. } => {
                 self.total_steps = *total_steps;
                 self.status = Some(RunStatus::Running);
             }
@@ -264,16 +343,22 @@ impl RunView {
             Event::Resumed => self.status = Some(RunStatus::Running),
             Event::Log { message, .. } => self.log.push(message.clone()),
             Event::Stopped { reason } => {
-                self.log.push(format!("stopped: {reason}"));
                 self.status = Some(RunStatus::Stopped(reason.clone()));
             }
-            Event::Finished { .. } => {
-                self.log.push("finished".into());
+            Event::Finished {
+                valid_ppl,
+                test_ppl,
+                seconds,
+            } => {
+                self.ending = Some(Ending {
+                    valid_ppl: *valid_ppl,
+                    test_ppl: *test_ppl,
+                    seconds: *seconds,
+                });
                 self.status = Some(RunStatus::Finished);
                 self.eta_s = Some(0.0);
             }
             Event::Failed { error } => {
-                self.log.push(format!("failed: {error}"));
                 self.status = Some(RunStatus::Failed(error.clone()));
             }
         }

@@ -10,11 +10,14 @@ mod events;
 mod float;
 mod fold;
 pub mod format;
+pub mod milestone;
 pub mod series;
 mod summary;
 
-pub use events::{Event, LogLevel, MatrixReport, ModelTag, Phase, Record};
-pub use fold::{PplRow, RunStatus, RunView};
+pub use events::{
+    Event, LogLevel, MatrixReport, ModelTag, Phase, Record, WeightSnapshot, PERCENTILES,
+};
+pub use fold::{Ending, MatrixTrack, PplRow, RunStatus, RunView, TrainPoint};
 pub use series::Series;
 pub use summary::{
     EpochSummary, FinalSummary, IterationSummary, MatrixSummary, OneShotSummary, PplPair,

@@ -5,18 +5,22 @@ use serde::Serialize;
 
 use super::events::{Event, MatrixReport, ModelTag, Record};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct EpochRow {
     pub epoch: usize,
+    /// Training steps done in the whole run at the end of the epoch.
+    pub steps_done: usize,
     pub lr: f64,
     pub train_ppl: f64,
     pub valid_ppl: f64,
     pub seconds: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ProgressRow {
     pub t: f64,
+    /// Training steps done in the whole run: the x axis of training charts.
+    pub steps_done: usize,
     pub phase: String,
     pub epoch: usize,
     pub step: usize,
@@ -26,7 +30,7 @@ pub struct ProgressRow {
     pub tokens_per_sec: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct EvaluationRow {
     pub t: f64,
     pub split: String,
@@ -38,7 +42,7 @@ pub struct EvaluationRow {
 }
 
 /// Quantization loss of one matrix (or `total`) in one quantized model.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct QuantLossRow {
     pub model: String,
     /// 1..K for the iterations, K + 1 for the final model; empty for one-shot.
@@ -48,14 +52,14 @@ pub struct QuantLossRow {
 }
 
 /// Distance from the quantized version, measured during retraining.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LiveLossRow {
     pub iteration: usize,
     pub step: usize,
     pub quant_loss: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HistogramRow {
     /// The model the weights were measured in (before quantizing them).
     pub model: String,
@@ -66,7 +70,26 @@ pub struct HistogramRow {
     pub count: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One weight snapshot of one matrix: its norm, sparsity and percentiles.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WeightRow {
+    pub steps_done: usize,
+    pub phase: String,
+    pub matrix: String,
+    pub norm: f64,
+    pub sparsity: f64,
+    pub p0: f32,
+    pub p6_7: f32,
+    pub p15_9: f32,
+    pub p30_9: f32,
+    pub p50: f32,
+    pub p69_1: f32,
+    pub p84_1: f32,
+    pub p93_3: f32,
+    pub p100: f32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DensityRow {
     pub model: String,
     pub matrix: String,
@@ -76,7 +99,7 @@ pub struct DensityRow {
 }
 
 /// A histogram with the quantization levels fitted to it, for charts and JSON.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HistogramSet {
     pub model: String,
     pub matrix: String,
@@ -84,6 +107,8 @@ pub struct HistogramSet {
     pub hi: f32,
     pub counts: Vec<u64>,
     pub levels: Vec<f32>,
+    /// Fraction of exactly-zero weights, which the counts leave out.
+    pub sparsity: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -95,12 +120,38 @@ pub struct Series {
     pub live_loss: Vec<LiveLossRow>,
     pub histograms: Vec<HistogramSet>,
     pub density: Vec<DensityRow>,
+    pub weights: Vec<WeightRow>,
 }
 
 impl Series {
     /// Folds one record in; `iterations` is K once an iteration has started.
-    pub(super) fn apply(&mut self, r: &Record, iterations: usize) {
+    pub(super) fn apply(&mut self, r: &Record, iterations: usize, steps_done: usize) {
         match &r.event {
+            Event::Weights {
+                steps_done,
+                phase,
+                matrices,
+            } => {
+                for m in matrices {
+                    let p = |i: usize| m.percentiles.get(i).copied().unwrap_or(f32::NAN);
+                    self.weights.push(WeightRow {
+                        steps_done: *steps_done,
+                        phase: phase.id(),
+                        matrix: m.name.clone(),
+                        norm: m.norm,
+                        sparsity: m.sparsity,
+                        p0: p(0),
+                        p6_7: p(1),
+                        p15_9: p(2),
+                        p30_9: p(3),
+                        p50: p(4),
+                        p69_1: p(5),
+                        p84_1: p(6),
+                        p93_3: p(7),
+                        p100: p(8),
+                    });
+                }
+            }
             Event::EpochFinished {
                 epoch,
                 train_ppl,
@@ -109,6 +160,7 @@ impl Series {
                 seconds,
             } => self.epochs.push(EpochRow {
                 epoch: *epoch,
+                steps_done,
                 lr: *lr,
                 train_ppl: *train_ppl,
                 valid_ppl: *valid_ppl,
@@ -125,6 +177,7 @@ impl Series {
                 ..
             } => self.train_progress.push(ProgressRow {
                 t: r.t,
+                steps_done,
                 phase: phase.id(),
                 epoch: *epoch,
                 step: *step,
@@ -203,6 +256,7 @@ impl Series {
                     hi: m.histogram.hi,
                     counts: m.histogram.counts.clone(),
                     levels: m.levels.clone(),
+                    sparsity: m.sparsity,
                 });
             }
             let (rows, cols) = m.grid;

@@ -11,7 +11,7 @@ use plotters::style::colors::colormaps::ViridisRGB;
 use crate::record::series::HistogramSet;
 
 const FONT: &str = "sans-serif";
-const SIZE: (u32, u32) = (900, 560);
+const SIZE: (u32, u32) = (1100, 560);
 
 fn ensure_font() {
     static ONCE: Once = Once::new();
@@ -52,6 +52,10 @@ pub struct LineChart {
     pub lines: Vec<Line>,
     /// Horizontal reference lines: (label, y, colour).
     pub references: Vec<(String, f64, RGBColor)>,
+    /// Ticks on whole numbers only (epochs, iterations).
+    pub integer_x: bool,
+    /// An x value labelled by name instead of its number (the final model).
+    pub named_x: Option<(f64, String)>,
 }
 
 type DrawResult = Result<(), String>;
@@ -116,6 +120,117 @@ pub fn line_chart(stem: &Path, chart: &LineChart) -> Result<Vec<PathBuf>, String
     Both(chart).save(stem, SIZE, |c, a| draw_lines(a, c), |c, a| draw_lines(a, c))
 }
 
+/// A linear f64 axis whose ticks are exactly `ticks` (see `report::ticks`).
+#[derive(Clone)]
+struct Ticked {
+    inner: plotters::coord::types::RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Ticked {
+    fn new(lo: f64, hi: f64, ticks: Vec<f64>) -> Self {
+        Self {
+            inner: (lo..hi).into(),
+            ticks,
+        }
+    }
+}
+
+impl plotters::coord::ranged1d::Ranged for Ticked {
+    type FormatOption = plotters::coord::ranged1d::NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: plotters::coord::ranged1d::KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
+        self.ticks.clone()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+}
+
+impl plotters::coord::ranged1d::ValueFormatter<f64> for Ticked {
+    fn format(value: &f64) -> String {
+        tick_label(*value)
+    }
+}
+
+/// A key in one row: a stroke of colour and a name per series.
+fn draw_key<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[(&str, RGBColor, bool)],
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let style = TextStyle::from((FONT, 14).into_font()).color(&BLACK);
+    let mut x = 20;
+    for (label, color, dashed) in entries {
+        let stroke = color.stroke_width(2);
+        if *dashed {
+            area.draw(&PathElement::new(vec![(x, 12), (x + 7, 12)], stroke))
+                .map_err(err)?;
+            area.draw(&PathElement::new(vec![(x + 13, 12), (x + 20, 12)], stroke))
+                .map_err(err)?;
+        } else {
+            area.draw(&PathElement::new(vec![(x, 12), (x + 20, 12)], stroke))
+                .map_err(err)?;
+        }
+        area.draw(&Text::new(label.to_string(), (x + 26, 4), style.clone()))
+            .map_err(err)?;
+        x += 40 + 8 * label.len() as i32;
+    }
+    Ok(())
+}
+
+/// A value as a tick label: short, and never rounded to zero.
+fn tick_label(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e5).contains(&a) {
+        let s = format!("{v:.0e}");
+        s.replace("e", "×10^")
+    } else if (v - v.round()).abs() < 1e-9 * a.max(1.0) {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// The legend beside the plot, never over it: a line of colour and the
+/// name of each series, top to bottom.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[(String, RGBColor, bool)],
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let style = TextStyle::from((FONT, 15).into_font()).color(&BLACK);
+    for (i, (label, color, dashed)) in entries.iter().enumerate() {
+        let y = 70 + i as i32 * 26;
+        let stroke = color.stroke_width(2);
+        if *dashed {
+            area.draw(&PathElement::new(vec![(8, y), (14, y)], stroke))
+                .map_err(err)?;
+            area.draw(&PathElement::new(vec![(20, y), (26, y)], stroke))
+                .map_err(err)?;
+        } else {
+            area.draw(&PathElement::new(vec![(8, y), (28, y)], stroke))
+                .map_err(err)?;
+        }
+        area.draw(&Text::new(label.clone(), (36, y - 8), style.clone()))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
 fn draw_lines<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &LineChart) -> DrawResult
 where
     DB::ErrorType: 'static,
@@ -140,50 +255,67 @@ where
     };
     let (x0, x1) = padded(x0, x1, 0.03);
     let (y0, y1) = padded(y0, y1, 0.08);
-    let mut c = ChartBuilder::on(area)
-        .caption(&chart.title, (FONT, 24))
+    let x_ticks = if chart.integer_x {
+        super::ticks::integers(x0, x1, 12)
+    } else {
+        super::ticks::nice(x0, x1, 8)
+    };
+    let y_ticks = if chart.log_y {
+        super::ticks::log10(y0, y1)
+    } else {
+        super::ticks::nice(y0, y1, 6)
+    };
+    let area = area.titled(&chart.title, (FONT, 24)).map_err(err)?;
+    let (plot, legend_area) = area.split_horizontally(area.dim_in_pixel().0 * 70 / 100);
+    let mut c = ChartBuilder::on(&plot)
         .margin(14)
         .x_label_area_size(46)
         .y_label_area_size(76)
-        .build_cartesian_2d(x0..x1, y0..y1)
+        .build_cartesian_2d(Ticked::new(x0, x1, x_ticks), Ticked::new(y0, y1, y_ticks))
         .map_err(err)?;
     let log = chart.log_y;
+    let named = chart.named_x.clone();
     c.configure_mesh()
         .x_desc(&chart.x_label)
         .y_desc(&chart.y_label)
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 17))
-        .y_label_formatter(&|v| {
-            if log {
-                let v = 10f64.powf(*v);
-                if (1.0..1e5).contains(&v) {
-                    format!("{v:.1}")
-                } else {
-                    format!("{v:.1e}")
-                }
-            } else {
-                format!("{v:.3}")
-            }
+        .light_line_style(TRANSPARENT)
+        .y_label_formatter(&|v| tick_label(if log { 10f64.powf(*v) } else { *v }))
+        .x_label_formatter(&|v| match &named {
+            Some((x, name)) if (v - x).abs() < 1e-9 => name.clone(),
+            _ => tick_label(*v),
         })
-        .x_label_formatter(&|v| format!("{v:.1}"))
         .draw()
         .map_err(err)?;
+    let mut legend = Vec::new();
     for line in &chart.lines {
         let color = line.color;
         let points: Vec<(f64, f64)> = line.points.iter().map(|&(x, y)| (x, ty(y))).collect();
+        if points.is_empty() {
+            continue; // not named in the legend either
+        }
         c.draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(err)?
-            .label(&line.label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+            .map_err(err)?;
         if line.markers {
             c.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
                 .map_err(err)?;
         }
+        legend.push((line.label.clone(), color, false));
     }
+    // References at one value are drawn once and named together: a line
+    // hidden under another would be named in the key and not seen.
+    let mut references: Vec<(String, f64, RGBColor)> = Vec::new();
     for (label, y, color) in &chart.references {
-        let color = *color;
+        match references
+            .iter_mut()
+            .find(|r| (r.1 - y).abs() <= 1e-9 * y.abs().max(1e-12))
+        {
+            Some(r) => r.0 = format!("{} = {label}", r.0),
+            None => references.push((label.clone(), *y, *color)),
+        }
+    }
+    for (label, y, color) in &references {
         let y = ty(*y);
         c.draw_series(DashedLineSeries::new(
             vec![(x0, y), (x1, y)],
@@ -191,18 +323,10 @@ where
             5,
             color.stroke_width(2),
         ))
-        .map_err(err)?
-        .label(label)
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-    }
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 15))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
         .map_err(err)?;
-    Ok(())
+        legend.push((label.clone(), *color, true));
+    }
+    draw_legend(&legend_area, &legend)
 }
 
 /// One panel per matrix: the weight distribution before the first
@@ -234,6 +358,16 @@ where
     DB::ErrorType: 'static,
 {
     let area = area.titled(title, (FONT, 24)).map_err(err)?;
+    // One key for every panel, above them, so no panel's data is covered.
+    let (key, area) = area.split_vertically(28);
+    draw_key(
+        &key,
+        &[
+            ("before quantization", PALETTE[0], false),
+            ("after retraining", PALETTE[1], false),
+            ("quantization levels", PALETTE[3], true),
+        ],
+    )?;
     let panels = area.split_evenly((rows, cols));
     let before_color = PALETTE[0];
     let after_color = PALETTE[1];
@@ -243,9 +377,20 @@ where
             .into_iter()
             .flatten()
             .collect();
-        let Some(range) = bounds(sets.iter().flat_map(|h| [h.lo as f64, h.hi as f64])) else {
+        let Some((range, beyond, total)) = bulk(&sets) else {
             continue;
         };
+        let zeros = sets.iter().map(|h| h.sparsity).fold(0.0, f64::max);
+        let mut caption = name.clone();
+        if beyond > 0 {
+            caption.push_str(&format!(
+                " · {beyond} of {total} beyond the axis ({:.2}%)",
+                beyond as f64 / total.max(1) as f64 * 100.0
+            ));
+        }
+        if zeros > 0.0 {
+            caption.push_str(&format!(" · {:.1}% pruned zeros not drawn", zeros * 100.0));
+        }
         let fraction = |h: &HistogramSet| {
             let total = h.counts.iter().sum::<u64>().max(1) as f64;
             let width = (h.hi - h.lo) as f64 / h.counts.len().max(1) as f64;
@@ -265,7 +410,7 @@ where
             .max(1e-6)
             * 1.1;
         let mut c = ChartBuilder::on(panel)
-            .caption(name, (FONT, 17))
+            .caption(&caption, (FONT, 15))
             .margin(8)
             .x_label_area_size(36)
             .y_label_area_size(56)
@@ -315,15 +460,48 @@ where
                 }
             }
         }
-        c.configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 11))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(err)?;
     }
     Ok(())
+}
+
+/// The range holding 99.8 % of the weights of every set (bin edges), the
+/// weights outside it and the weights in all; `None` when nothing is counted.
+fn bulk(sets: &[&HistogramSet]) -> Option<((f64, f64), u64, u64)> {
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    let (mut beyond, mut total) = (0u64, 0u64);
+    for h in sets {
+        let n: u64 = h.counts.iter().sum();
+        if n == 0 {
+            continue;
+        }
+        let width = (h.hi - h.lo) as f64 / h.counts.len() as f64;
+        let tail = n / 1000;
+        let (mut below, mut first) = (0u64, 0usize);
+        while first < h.counts.len() && below + h.counts[first] <= tail {
+            below += h.counts[first];
+            first += 1;
+        }
+        let (mut above, mut last) = (0u64, h.counts.len());
+        while last > first + 1 && above + h.counts[last - 1] <= tail {
+            above += h.counts[last - 1];
+            last -= 1;
+        }
+        lo = lo.min(h.lo as f64 + width * first as f64);
+        hi = hi.max(h.lo as f64 + width * last as f64);
+        total += n;
+    }
+    // Counted against the range all the sets share.
+    for h in sets {
+        let width = (h.hi - h.lo) as f64 / h.counts.len().max(1) as f64;
+        for (i, &c) in h.counts.iter().enumerate() {
+            let centre = h.lo as f64 + width * (i as f64 + 0.5);
+            if centre < lo || centre > hi {
+                beyond += c;
+            }
+        }
+    }
+    (total > 0 && lo < hi).then_some(((lo, hi), beyond, total))
 }
 
 /// A density grid: (matrix, overall sparsity, tiles rows × cols, values).

@@ -8,14 +8,15 @@
 //! dashboard's export key.
 
 pub mod charts;
+mod figures;
 mod markdown;
+mod ticks;
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::record::series::HistogramSet;
-use crate::record::{ModelTag, Record, RunView, Series, Summary};
+use crate::record::{Record, RunView, Series, Summary};
 use crate::store::manifest::RunManifest;
 use charts::{Line, LineChart, PALETTE};
 
@@ -108,9 +109,24 @@ fn mkdir(path: &Path) -> Result<(), ReportError> {
 }
 
 /// Writes rows as `<stem>.csv` and `<stem>.json`.
-fn table<T: Serialize>(dir: &Path, stem: &str, rows: &[T]) -> Result<(), ReportError> {
+fn table<T: Serialize + Default>(dir: &Path, stem: &str, rows: &[T]) -> Result<(), ReportError> {
     let csv_path = dir.join(format!("{stem}.csv"));
     crate::atomic::write_with(&csv_path, |out| {
+        use std::io::Write;
+        if rows.is_empty() {
+            // csv writes the header with the first row; with none, take it
+            // from a row that is not written.
+            let mut probe = csv::Writer::from_writer(Vec::new());
+            probe
+                .serialize(T::default())
+                .map_err(std::io::Error::other)?;
+            let bytes = probe
+                .into_inner()
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let header = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+            out.write_all(header)?;
+            return out.write_all(b"\n");
+        }
         let mut w = csv::Writer::from_writer(out);
         for r in rows {
             w.serialize(r).map_err(std::io::Error::other)?;
@@ -127,7 +143,7 @@ fn table<T: Serialize>(dir: &Path, stem: &str, rows: &[T]) -> Result<(), ReportE
     )
 }
 
-fn chart(result: Result<Vec<PathBuf>, String>, stem: &Path) -> Result<(), ReportError> {
+pub(crate) fn chart(result: Result<Vec<PathBuf>, String>, stem: &Path) -> Result<(), ReportError> {
     result.map(|_| ()).map_err(|message| ReportError::Chart {
         path: stem.to_path_buf(),
         message,
@@ -135,7 +151,7 @@ fn chart(result: Result<Vec<PathBuf>, String>, stem: &Path) -> Result<(), Report
 }
 
 /// A perplexity-table row for CSV.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct PerplexityRow {
     pub model: String,
     pub bits: Option<usize>,
@@ -149,7 +165,7 @@ pub struct PerplexityRow {
     pub fp32_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct MatrixRow {
     pub matrix: String,
     pub rows: usize,
@@ -207,45 +223,6 @@ pub fn matrix_rows(run: &RunRecords) -> Vec<MatrixRow> {
         .collect()
 }
 
-/// Before (first quantized model) and after (last) histograms per matrix.
-fn histogram_pairs(s: &Series) -> Vec<(String, Option<HistogramSet>, Option<HistogramSet>)> {
-    let quantized = |h: &&HistogramSet| h.model.starts_with("iteration") || h.model == "final";
-    let mut names: Vec<String> = Vec::new();
-    for h in s.histograms.iter().filter(quantized) {
-        if !names.contains(&h.matrix) {
-            names.push(h.matrix.clone());
-        }
-    }
-    names
-        .into_iter()
-        .map(|n| {
-            let mine: Vec<&HistogramSet> = s
-                .histograms
-                .iter()
-                .filter(quantized)
-                .filter(|h| h.matrix == n)
-                .collect();
-            let before = mine.first().map(|h| (*h).clone());
-            let after = if mine.len() > 1 {
-                mine.last().map(|h| (*h).clone())
-            } else {
-                None
-            };
-            (n, before, after)
-        })
-        .collect()
-}
-
-/// Density grids of the newest report per matrix that has them.
-fn grids(run: &RunRecords) -> Vec<charts::Grid> {
-    run.view
-        .matrices
-        .iter()
-        .filter(|m| m.density.len() == m.grid.0 * m.grid.1 && !m.density.is_empty())
-        .map(|m| (m.name.clone(), m.sparsity, m.grid, m.density.clone()))
-        .collect()
-}
-
 /// What one export wrote.
 #[derive(Debug, Clone)]
 pub struct Exported {
@@ -270,6 +247,7 @@ pub fn export_run(run: &RunRecords, to: &Path) -> Result<Exported, ReportError> 
     table(&data, "quant_loss_live", &s.live_loss)?;
     table(&data, "histograms", &s.histogram_rows())?;
     table(&data, "density", &s.density)?;
+    table(&data, "weights", &s.weights)?;
     table(&data, "perplexity", &perplexity_rows(run))?;
     table(&data, "matrices", &matrix_rows(run))?;
     write(
@@ -290,153 +268,7 @@ pub fn export_run(run: &RunRecords, to: &Path) -> Result<Exported, ReportError> 
         )?;
     }
 
-    let mut drawn = Vec::new();
-    let name = run.name();
-    if !s.epochs.is_empty() {
-        let stem = charts_dir.join("pretraining");
-        let pts = |f: fn(&crate::record::series::EpochRow) -> f64| {
-            s.epochs.iter().map(|e| (e.epoch as f64, f(e))).collect()
-        };
-        chart(
-            charts::line_chart(
-                &stem,
-                &LineChart {
-                    title: format!("{name}: pre-training"),
-                    x_label: "epoch".into(),
-                    y_label: "perplexity (log scale)".into(),
-                    log_y: true,
-                    lines: vec![
-                        Line {
-                            label: "training".into(),
-                            points: pts(|e| e.train_ppl),
-                            color: PALETTE[0],
-                            markers: true,
-                        },
-                        Line {
-                            label: "validation".into(),
-                            points: pts(|e| e.valid_ppl),
-                            color: PALETTE[1],
-                            markers: true,
-                        },
-                    ],
-                    references: vec![],
-                },
-            ),
-            &stem,
-        )?;
-        drawn.push("pretraining");
-    }
-    let per_iteration = s.loss_per_iteration();
-    if !per_iteration.is_empty() {
-        let stem = charts_dir.join("quant_loss");
-        let mut references = Vec::new();
-        for (i, method) in ["greedy", "alternating"].into_iter().enumerate() {
-            let m = ModelTag::OneShot {
-                method: method.into(),
-            }
-            .to_string();
-            if let Some(r) = s
-                .quant_loss
-                .iter()
-                .find(|r| r.model == m && r.matrix == "total")
-            {
-                references.push((format!("{m} (no retraining)"), r.quant_loss, PALETTE[4 + i]));
-            }
-        }
-        chart(
-            charts::line_chart(
-                &stem,
-                &LineChart {
-                    title: format!("{name}: quantization loss ‖W − Q(W)‖² / ‖W‖²"),
-                    x_label: format!(
-                        "iteration (the final model is {})",
-                        per_iteration.last().map_or(0.0, |p| p.0)
-                    ),
-                    y_label: "relative quantization loss (log scale)".into(),
-                    log_y: true,
-                    lines: vec![
-                        Line {
-                            label: "when quantized".into(),
-                            points: per_iteration.clone(),
-                            color: PALETTE[0],
-                            markers: true,
-                        },
-                        Line {
-                            label: "during retraining".into(),
-                            points: s.live_curve(),
-                            color: PALETTE[2],
-                            markers: false,
-                        },
-                    ],
-                    references,
-                },
-            ),
-            &stem,
-        )?;
-        drawn.push("quant_loss");
-    }
-    let valid = s.valid_per_iteration();
-    if !valid.is_empty() {
-        let stem = charts_dir.join("perplexity");
-        let mut references = Vec::new();
-        if let Some(fp) = s.eval("full precision", "valid") {
-            references.push(("full precision".to_string(), fp, PALETTE[7]));
-        }
-        if let Some(p) = s.eval("pruned", "valid") {
-            references.push(("pruned (full precision)".to_string(), p, PALETTE[5]));
-        }
-        let mut lines = vec![Line {
-            label: "iterative: quantized model".into(),
-            points: valid.clone(),
-            color: PALETTE[0],
-            markers: true,
-        }];
-        if let (Some(f), Some(last)) = (s.eval("final", "valid"), valid.last()) {
-            lines.push(Line {
-                label: "final quantized model".into(),
-                points: vec![(last.0 + 1.0, f)],
-                color: PALETTE[3],
-                markers: true,
-            });
-        }
-        chart(
-            charts::line_chart(
-                &stem,
-                &LineChart {
-                    title: format!("{name}: validation perplexity per iteration"),
-                    x_label: "iteration".into(),
-                    y_label: "validation perplexity (log scale)".into(),
-                    log_y: true,
-                    lines,
-                    references,
-                },
-            ),
-            &stem,
-        )?;
-        drawn.push("perplexity");
-    }
-    let pairs = histogram_pairs(s);
-    if !pairs.is_empty() {
-        let stem = charts_dir.join("histograms");
-        chart(
-            charts::histograms(&stem, &format!("{name}: weight distributions"), &pairs),
-            &stem,
-        )?;
-        drawn.push("histograms");
-    }
-    let g = grids(run);
-    if !g.is_empty() {
-        let stem = charts_dir.join("sparsity");
-        chart(
-            charts::heatmaps(
-                &stem,
-                &format!("{name}: where the non-zero weights are"),
-                &g,
-            ),
-            &stem,
-        )?;
-        drawn.push("sparsity");
-    }
+    let drawn = figures::draw(run, &charts_dir)?;
     let report = to.join("report.md");
     write(&report, markdown::run_report(run, &drawn))?;
     Ok(Exported {
@@ -447,7 +279,7 @@ pub fn export_run(run: &RunRecords, to: &Path) -> Result<Exported, ReportError> 
 }
 
 /// One line of the comparison table.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ComparisonRow {
     pub run: String,
     pub status: String,
@@ -536,6 +368,8 @@ pub fn export_comparison(runs: &[RunRecords], to: &Path) -> Result<Exported, Rep
                     log_y: true,
                     lines: loss,
                     references: vec![],
+                    integer_x: true,
+                    named_x: None,
                 },
             ),
             &stem,
@@ -555,6 +389,8 @@ pub fn export_comparison(runs: &[RunRecords], to: &Path) -> Result<Exported, Rep
                     log_y: true,
                     lines: valid,
                     references: vec![],
+                    integer_x: true,
+                    named_x: None,
                 },
             ),
             &stem,

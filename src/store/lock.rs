@@ -67,6 +67,21 @@ impl RunLock {
     }
 }
 
+/// The process writing `dir`, if one is: the lock is held. Probes with a
+/// shared lock, released at once, so a watcher never holds the run.
+pub fn writer(dir: &Path) -> Option<String> {
+    let mut file = File::open(dir.join(LOCK_FILE)).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => None, // released when `file` drops
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            Some(holder.trim().to_string())
+        }
+        Err(TryLockError::Error(_)) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +96,18 @@ mod tests {
             "{err}"
         );
         drop(first);
+        RunLock::acquire(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_watcher_sees_the_writer_without_taking_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(writer(dir.path()), None, "no lock file: nobody writes");
+        let held = RunLock::acquire(dir.path()).unwrap();
+        assert_eq!(writer(dir.path()), Some(std::process::id().to_string()));
+        assert_eq!(writer(dir.path()), Some(std::process::id().to_string()));
+        drop(held);
+        assert_eq!(writer(dir.path()), None);
         RunLock::acquire(dir.path()).unwrap();
     }
 }

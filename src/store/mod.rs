@@ -5,11 +5,14 @@
 //! <run>/events.jsonl     every engine event, one JSON object a line
 //! <run>/summary.json     what the run measured (written when it finishes)
 //! <run>/run.log          human-readable log
+//! <run>/lock             held by the process writing the run (`lock.rs`)
+//! <run>/control          a watcher's pause / resume / stop (`follow.rs`)
 //! <run>/weights/         saved weights (`weights.rs`): fp/ and final/
 //! <run>/snapshots/       exports from the dashboard
 //! ```
 
 pub mod checkpoint;
+pub mod follow;
 pub mod lock;
 pub mod manifest;
 pub mod npy;

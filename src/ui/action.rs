@@ -19,10 +19,13 @@ pub enum Action {
     PrevMatrix,
     ToggleLogScale,
     ToggleBlocks,
+    ToggleDistribution,
+    LogUp,
+    LogDown,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 16] = [
         Action::TogglePause,
         Action::Stop,
         Action::Export,
@@ -32,6 +35,9 @@ impl Action {
         Action::PrevMatrix,
         Action::ToggleLogScale,
         Action::ToggleBlocks,
+        Action::ToggleDistribution,
+        Action::LogUp,
+        Action::LogDown,
         Action::Help,
         Action::Quit,
         Action::Confirm,
@@ -48,6 +54,8 @@ impl Action {
             Action::NextMatrix | Action::PrevMatrix => "matrix",
             Action::ToggleLogScale => "log scale",
             Action::ToggleBlocks => "blocks",
+            Action::ToggleDistribution => "distribution",
+            Action::LogUp | Action::LogDown => "scroll log",
             Action::Help => "help",
             Action::Quit => "quit",
             Action::Confirm => "yes",
@@ -58,16 +66,19 @@ impl Action {
     pub fn description(self) -> &'static str {
         match self {
             Action::TogglePause => "pause / resume training (between steps)",
-            Action::Stop => "stop the run (records stay consistent)",
+            Action::Stop => "stop the run, with a checkpoint (asks first)",
             Action::Export => "export a snapshot (JSON and CSV)",
             Action::NextView => "next view",
             Action::PrevView => "previous view",
             Action::NextMatrix => "next matrix",
             Action::PrevMatrix => "previous matrix",
-            Action::ToggleLogScale => "quantization loss: log / linear scale",
+            Action::ToggleLogScale => "perplexity and loss charts: log / linear scale",
             Action::ToggleBlocks => "plain block characters in charts",
+            Action::ToggleDistribution => "weights: histogram / distribution over time",
+            Action::LogUp => "log: scroll back",
+            Action::LogDown => "log: scroll forward",
             Action::Help => "this help",
-            Action::Quit => "quit (asks first while a run is going)",
+            Action::Quit => "quit (asks first if that stops a run; a followed run goes on)",
             Action::Confirm => "yes (in a question)",
             Action::Cancel => "no (in a question)",
         }

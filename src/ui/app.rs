@@ -2,12 +2,16 @@
 //! comes first of an engine record, a key, or a tick, so it never blocks on
 //! training. Restores the terminal on every exit path (ratatui's init
 //! installs a panic hook that restores first).
+//!
+//! The records come from the engine in this process, or from the run
+//! directory of a run that another process writes (`iq-tui open`), tailed
+//! on each tick; commands then go through the run's control file.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use futures_util::StreamExt;
@@ -18,18 +22,30 @@ use super::state::State;
 use super::update::{update, Command};
 use super::view::draw;
 use crate::engine::Control;
-use crate::record::RunStatus;
-use crate::record::{Event, Record};
+use crate::record::{Event, Record, RunStatus, RunView};
+use crate::store::follow::{self, Appended, EventTail};
 
 /// Where the records come from.
 pub enum Source {
-    /// A run in progress: records arrive on the channel; commands go to `control`.
+    /// A run in this process: records arrive on the channel; commands go to `control`.
     Live {
         records: UnboundedReceiver<Record>,
         control: Arc<Control>,
     },
-    /// A finished or stopped run read back from its directory.
-    Recorded(Vec<Record>),
+    /// A run directory, followed as it grows: the records read so far (and
+    /// any warnings about them), then what the tail reads as its writer (if
+    /// one is alive) appends.
+    Follow {
+        records: Vec<Record>,
+        tail: EventTail,
+    },
+}
+
+/// Where pause, resume and stop go.
+enum Driver {
+    InProcess(Arc<Control>),
+    /// The control file of a run another process writes.
+    ControlFile,
 }
 
 /// Runs the dashboard until the user quits (or a signal arrives). Returns
@@ -45,16 +61,27 @@ pub fn run_dashboard(
             "standard output is not a terminal; use `iq-tui run FILE --headless` for plain progress lines",
         ));
     }
-    let mut state = State::new(matches!(source, Source::Recorded(_)), keymap.describe());
-    let (records, control) = match source {
-        Source::Live { records, control } => (Some(records), Some(control)),
-        Source::Recorded(all) => {
-            for r in &all {
-                state.run.apply(r);
+    let watching = matches!(source, Source::Follow { .. });
+    let mut state = State::new(watching, keymap.describe());
+    state.watching = watching;
+    let mut feed = match source {
+        Source::Live { records, control } => Feed {
+            records: Some(records),
+            tail: None,
+            driver: Driver::InProcess(control),
+        },
+        Source::Follow { records, tail } => {
+            restart(&mut state, &records);
+            Feed {
+                records: None,
+                tail: Some(tail),
+                driver: Driver::ControlFile,
             }
-            (None, None)
         }
     };
+    if watching {
+        check_writer(&mut state, &run_dir);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()?;
@@ -62,8 +89,7 @@ pub fn run_dashboard(
     let result = runtime.block_on(event_loop(
         &mut terminal,
         &mut state,
-        records,
-        control,
+        &mut feed,
         &keymap,
         &run_dir,
         &terminate,
@@ -72,38 +98,45 @@ pub fn run_dashboard(
     result.map(|()| state)
 }
 
+struct Feed {
+    records: Option<UnboundedReceiver<Record>>,
+    tail: Option<EventTail>,
+    driver: Driver,
+}
+
 async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     state: &mut State,
-    mut records: Option<UnboundedReceiver<Record>>,
-    control: Option<Arc<Control>>,
+    feed: &mut Feed,
     keymap: &Keymap,
-    run_dir: &std::path::Path,
+    run_dir: &Path,
     terminate: &AtomicBool,
 ) -> std::io::Result<()> {
     let mut keys = EventStream::new();
-    // Redraws between records keep the ETA and the "pausing…" notice honest.
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    // Redraws between records keep the ETA and the "pausing…" notice honest,
+    // and a followed run's log is read on each one.
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut writer_checked = Instant::now();
     terminal.draw(|f| draw(f, state))?;
     loop {
         if terminate.load(Ordering::SeqCst) {
-            if let Some(c) = &control {
+            if let Driver::InProcess(c) = &feed.driver {
                 c.stop();
             }
             return Ok(());
         }
         let changed = tokio::select! {
-            record = async { records.as_mut()?.recv().await }, if records.is_some() => {
+            record = async { feed.records.as_mut()?.recv().await }, if feed.records.is_some() => {
                 match record {
                     Some(first) => {
                         apply(state, &first);
                         // Drain what else is waiting: one redraw per batch.
-                        while let Some(r) = records.as_mut().and_then(|rx| rx.try_recv().ok()) {
+                        while let Some(r) = feed.records.as_mut().and_then(|rx| rx.try_recv().ok()) {
                             apply(state, &r);
                         }
                     }
                     None => {
-                        records = None; // the engine is done
+                        feed.records = None; // the engine is done
                         if state.is_running() {
                             state.run.status = Some(RunStatus::Failed("the training thread ended unexpectedly".into()));
                         }
@@ -116,7 +149,7 @@ async fn event_loop(
                 match event {
                     TermEvent::Key(key) if key.kind == KeyEventKind::Press => {
                         if let Some(action) = keymap.action_for(key) {
-                            if handle(state, action, &control, run_dir) {
+                            if handle(state, action, &feed.driver, run_dir) {
                                 return Ok(());
                             }
                         }
@@ -126,7 +159,20 @@ async fn event_loop(
                     _ => false,
                 }
             }
-            _ = tick.tick() => true,
+            _ = tick.tick() => {
+                if let Some(tail) = &mut feed.tail {
+                    match tail.poll() {
+                        Ok(Appended::More(records)) => records.iter().for_each(|r| apply(state, r)),
+                        Ok(Appended::Restarted(records)) => restart(state, &records),
+                        Err(e) => state.notice = Some(format!("cannot read the run's log: {e}")),
+                    }
+                    if writer_checked.elapsed() > Duration::from_secs(1) {
+                        writer_checked = Instant::now();
+                        check_writer(state, run_dir);
+                    }
+                }
+                true
+            }
         };
         if changed {
             terminal.draw(|f| draw(f, state))?;
@@ -134,30 +180,56 @@ async fn event_loop(
     }
 }
 
+/// Whether a process still writes the followed run: controls are offered
+/// only then, and a run that stops being written without a last record is
+/// said to have lost its process.
+fn check_writer(state: &mut State, run_dir: &Path) {
+    let writer = crate::store::lock::writer(run_dir);
+    state.read_only = writer.is_none();
+    state.writer = writer;
+}
+
+fn restart(state: &mut State, records: &[Record]) {
+    state.run = RunView::default();
+    records.iter().for_each(|r| apply(state, r));
+}
+
 /// Applies an action; true when the dashboard should close.
 fn handle(
     state: &mut State,
     action: super::update::Action,
-    control: &Option<Arc<Control>>,
-    run_dir: &std::path::Path,
+    driver: &Driver,
+    run_dir: &Path,
 ) -> bool {
-    match update(state, action) {
-        Some(Command::Pause) => {
-            if let Some(c) = control {
-                c.pause();
-                state.notice = Some("pausing after the current step…".into());
+    let command = update(state, action);
+    let send = |c: follow::Command| match driver {
+        Driver::InProcess(control) => {
+            match c {
+                follow::Command::Pause => control.pause(),
+                follow::Command::Resume => control.resume(),
+                follow::Command::Stop => control.stop(),
             }
+            None
+        }
+        Driver::ControlFile => follow::send(run_dir, c)
+            .err()
+            .map(|e| format!("cannot reach the run: {e}")),
+    };
+    match command {
+        Some(Command::Pause) => {
+            state.notice = Some(
+                send(follow::Command::Pause)
+                    .unwrap_or_else(|| "pausing after the current step…".into()),
+            );
         }
         Some(Command::Resume) => {
-            if let Some(c) = control {
-                c.resume();
-                state.notice = None;
-            }
+            state.notice = send(follow::Command::Resume);
         }
         Some(Command::Stop) => {
-            if let Some(c) = control {
-                c.stop();
-            }
+            state.notice = Some(
+                send(follow::Command::Stop)
+                    .unwrap_or_else(|| "stopping after the current step…".into()),
+            );
         }
         Some(Command::Export) => {
             // From the records on disk, as `iq-tui export` does.
@@ -169,7 +241,9 @@ fn handle(
             );
         }
         Some(Command::Exit) => {
-            if let Some(c) = control {
+            // Leaving a run of this process stops it (after confirmation);
+            // leaving a followed run leaves it alone.
+            if let Driver::InProcess(c) = driver {
                 c.stop();
             }
             return true;
@@ -180,7 +254,10 @@ fn handle(
 }
 
 fn apply(state: &mut State, record: &Record) {
-    if matches!(record.event, Event::Paused | Event::Resumed) {
+    if matches!(
+        record.event,
+        Event::Paused | Event::Resumed | Event::Stopped { .. }
+    ) {
         state.notice = None; // "pausing…" is now a fact on the status line
     }
     state.run.apply(record);

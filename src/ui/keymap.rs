@@ -11,7 +11,8 @@
 //!
 //! An action listed in the file gets exactly the keys listed; the others keep
 //! their defaults. Key names: a single character, `space`, `tab`,
-//! `backtab`, `enter`, `esc`, `left`, `right`, `up`, `down`, `f1`…`f12`, and
+//! `backtab`, `enter`, `esc`, `left`, `right`, `up`, `down`, `pageup`,
+//! `pagedown`, `f1`…`f12`, and
 //! `ctrl-<char>`.
 
 use std::collections::BTreeMap;
@@ -52,6 +53,8 @@ impl Key {
             "right" => KeyCode::Right,
             "up" => KeyCode::Up,
             "down" => KeyCode::Down,
+            "pageup" => KeyCode::PageUp,
+            "pagedown" => KeyCode::PageDown,
             f if f.starts_with('f') && f.len() > 1 => {
                 KeyCode::F(f[1..].parse().ok().filter(|n| (1..=12).contains(n))?)
             }
@@ -78,6 +81,8 @@ impl Key {
             KeyCode::Right => "→".into(),
             KeyCode::Up => "↑".into(),
             KeyCode::Down => "↓".into(),
+            KeyCode::PageUp => "PgUp".into(),
+            KeyCode::PageDown => "PgDn".into(),
             KeyCode::F(n) => format!("F{n}"),
             other => format!("{other:?}"),
         };
@@ -140,6 +145,11 @@ impl Default for Keymap {
             (code(KeyCode::Up), PrevMatrix),
             (k('g'), ToggleLogScale),
             (k('b'), ToggleBlocks),
+            (k('d'), ToggleDistribution),
+            (code(KeyCode::PageUp), LogUp),
+            (k('['), LogUp),
+            (code(KeyCode::PageDown), LogDown),
+            (k(']'), LogDown),
         ];
         Self { bindings }
     }

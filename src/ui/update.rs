@@ -2,7 +2,7 @@
 //! the engine or the app must do. Keys reach actions through `keymap`.
 
 pub use super::action::Action;
-use super::state::{State, View};
+use super::state::{Confirm, State, View};
 use crate::record::RunStatus;
 
 /// What `update` asks of the outside world.
@@ -16,30 +16,34 @@ pub enum Command {
 }
 
 pub fn update(state: &mut State, action: Action) -> Option<Command> {
-    if state.confirm_quit {
-        state.confirm_quit = false;
-        return (action == Action::Confirm).then_some(Command::Exit);
+    if let Some(question) = state.confirm.take() {
+        if action != Action::Confirm {
+            return None;
+        }
+        return match question {
+            Confirm::Quit => Some(Command::Exit),
+            Confirm::Stop if state.controllable() => Some(Command::Stop),
+            Confirm::Stop => None,
+        };
     }
     if state.help && action != Action::Quit {
         state.help = false;
         return None;
     }
-    let matrices = state.run.matrices.len();
+    let matrices = state.run.matrix_names().len();
     match action {
-        Action::TogglePause if !state.read_only => match state.run.status() {
+        Action::TogglePause if state.controllable() => match state.run.status() {
             RunStatus::Running => return Some(Command::Pause),
             RunStatus::Paused => return Some(Command::Resume),
             _ => {}
         },
-        Action::Stop if !state.read_only && state.is_running() => {
-            state.notice = Some("stopping after the current step…".into());
-            return Some(Command::Stop);
-        }
+        Action::Stop if state.controllable() => state.confirm = Some(Confirm::Stop),
         Action::Export => return Some(Command::Export),
         Action::Help => state.help = true,
         Action::Quit => {
-            if state.is_running() && !state.read_only {
-                state.confirm_quit = true;
+            // Only quitting a run of this process stops it.
+            if state.controllable() && !state.watching {
+                state.confirm = Some(Confirm::Quit);
             } else {
                 return Some(Command::Exit);
             }
@@ -60,6 +64,11 @@ pub fn update(state: &mut State, action: Action) -> Option<Command> {
         }
         Action::ToggleLogScale => state.log_scale = !state.log_scale,
         Action::ToggleBlocks => state.blocks = !state.blocks,
+        Action::ToggleDistribution => state.distribution = !state.distribution,
+        Action::LogUp => {
+            state.log_scroll = (state.log_scroll + 5).min(state.run.log.len().saturating_sub(1))
+        }
+        Action::LogDown => state.log_scroll = state.log_scroll.saturating_sub(5),
         _ => {}
     }
     None
@@ -93,9 +102,9 @@ mod tests {
     fn quit_asks_while_running_and_only_yes_exits() {
         let mut s = running();
         assert_eq!(update(&mut s, Action::Quit), None);
-        assert!(s.confirm_quit);
+        assert_eq!(s.confirm, Some(Confirm::Quit));
         assert_eq!(update(&mut s, Action::Cancel), None);
-        assert!(!s.confirm_quit);
+        assert_eq!(s.confirm, None);
         update(&mut s, Action::Quit);
         assert_eq!(update(&mut s, Action::Confirm), Some(Command::Exit));
         let mut done = State::new(false, Vec::new());
@@ -106,10 +115,14 @@ mod tests {
     #[test]
     fn stop_export_views_matrices_toggles_and_help() {
         let mut s = running();
-        assert_eq!(update(&mut s, Action::Stop), Some(Command::Stop));
+        assert_eq!(update(&mut s, Action::Stop), None, "stop asks first");
+        assert_eq!(s.confirm, Some(Confirm::Stop));
+        assert_eq!(update(&mut s, Action::Confirm), Some(Command::Stop));
+        assert_eq!(update(&mut s, Action::Stop), None);
+        assert_eq!(update(&mut s, Action::Cancel), None, "no: nothing happens");
         assert_eq!(update(&mut s, Action::Export), Some(Command::Export));
         update(&mut s, Action::NextView);
-        assert_eq!(s.view, View::Weights);
+        assert_eq!(s.view, View::Training);
         update(&mut s, Action::PrevView);
         update(&mut s, Action::PrevView);
         assert_eq!(s.view, View::Log);
@@ -152,6 +165,37 @@ mod tests {
         update(&mut s, Action::NextMatrix);
         update(&mut s, Action::NextMatrix);
         assert_eq!(s.selected, 1);
+    }
+
+    #[test]
+    fn a_followed_run_goes_on_when_its_watcher_quits() {
+        let mut s = running();
+        s.watching = true;
+        assert_eq!(
+            update(&mut s, Action::Quit),
+            Some(Command::Exit),
+            "no question: nothing stops"
+        );
+        assert_eq!(update(&mut s, Action::TogglePause), Some(Command::Pause));
+        s.read_only = true; // its process is gone
+        assert_eq!(update(&mut s, Action::TogglePause), None);
+        assert_eq!(update(&mut s, Action::Stop), None);
+        assert_eq!(s.confirm, None);
+    }
+
+    #[test]
+    fn the_log_scrolls_back_and_forward_within_its_lines() {
+        let mut s = running();
+        s.run.log = (0..12).map(|i| i.to_string()).collect();
+        update(&mut s, Action::LogUp);
+        update(&mut s, Action::LogUp);
+        update(&mut s, Action::LogUp);
+        assert_eq!(s.log_scroll, 11);
+        update(&mut s, Action::LogDown);
+        assert_eq!(s.log_scroll, 6);
+        update(&mut s, Action::LogDown);
+        update(&mut s, Action::LogDown);
+        assert_eq!(s.log_scroll, 0);
     }
 
     #[test]
