@@ -147,3 +147,48 @@ fn not_a_run_directory_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// A run cut short in pre-training exports what it has: the training
+/// charts, and tables with the rows that exist; a table with none yet still
+/// has its header.
+#[test]
+fn an_unfinished_run_exports_what_it_has() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs/smoke");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::copy(fixture.join("experiment.ron"), run.join("experiment.ron")).unwrap();
+    let events = std::fs::read_to_string(fixture.join("events.jsonl")).unwrap();
+    let cut = events
+        .lines()
+        .position(|l| l.contains(r#""type":"epoch_started""#) && l.contains(r#""epoch":2"#))
+        .unwrap();
+    let kept: String = events
+        .lines()
+        .take(cut + 30)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(run.join("events.jsonl"), kept).unwrap();
+    let to = tmp.path().join("snap");
+    let o = iq_tui(&[
+        "export",
+        run.to_str().unwrap(),
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    for chart in ["training", "optimizer", "pretraining"] {
+        assert!(
+            to.join(format!("charts/{chart}.svg")).is_file(),
+            "no {chart} chart"
+        );
+    }
+    assert!(
+        !to.join("charts/quant_loss.svg").exists(),
+        "nothing quantized yet"
+    );
+    let quant = std::fs::read_to_string(to.join("data/quant_loss.csv")).unwrap();
+    assert_eq!(quant, "model,iteration,matrix,quant_loss\n");
+    assert_eq!(csv_rows(&to.join("data/epochs.csv")).len(), 1);
+    assert!(!csv_rows(&to.join("data/weights.csv")).is_empty());
+}

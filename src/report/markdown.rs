@@ -96,7 +96,7 @@ pub fn run_report(run: &RunRecords, charts: &[&str]) -> String {
     let _ = writeln!(md, "## Perplexity\n");
     let _ = writeln!(
         md,
-        "| model | bits | valid | test | test vs fp | quant. loss | sparsity | packed | fp32 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| model | bits | valid | test | Δtest vs fp | quant. loss | sparsity | packed | fp32 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for r in perplexity_rows(run) {
         let _ = writeln!(
