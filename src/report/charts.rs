@@ -418,7 +418,7 @@ where
             .map_err(err)?;
         c.configure_mesh()
             .x_desc("weight value")
-            .y_desc("fraction of weights")
+            .y_desc("fraction of non-zero weights")
             .label_style((FONT, 12))
             .axis_desc_style((FONT, 13))
             .x_labels(6)
@@ -429,35 +429,19 @@ where
             .map_err(err)?;
         if let Some(h) = before {
             c.draw_series(LineSeries::new(fraction(h), before_color.stroke_width(2)))
-                .map_err(err)?
-                .label("before quantization")
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], before_color.stroke_width(2))
-                });
+                .map_err(err)?;
         }
         if let Some(h) = after {
             c.draw_series(LineSeries::new(fraction(h), after_color.stroke_width(2)))
-                .map_err(err)?
-                .label("after retraining")
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], after_color.stroke_width(2))
-                });
-            let mut first = true;
+                .map_err(err)?;
             for &l in &h.levels {
-                let s = c
-                    .draw_series(DashedLineSeries::new(
-                        vec![(l as f64, 0.0), (l as f64, y_max)],
-                        5,
-                        4,
-                        level_color.stroke_width(1),
-                    ))
-                    .map_err(err)?;
-                if first {
-                    s.label("quantization levels").legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 16, y)], level_color.stroke_width(1))
-                    });
-                    first = false;
-                }
+                c.draw_series(DashedLineSeries::new(
+                    vec![(l as f64, 0.0), (l as f64, y_max)],
+                    5,
+                    4,
+                    level_color.stroke_width(1),
+                ))
+                .map_err(err)?;
             }
         }
     }
