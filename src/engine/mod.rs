@@ -351,7 +351,9 @@ impl Engine<'_, '_> {
                 Returned::Pause { step } => {
                     self.checkpoint(position(step))?;
                     self.out.emit(Event::Paused);
+                    let paused = Instant::now();
                     self.control.wait_while_paused();
+                    self.trainer.paused_for(paused.elapsed().as_secs_f64());
                     if self.control.is_stopped() {
                         return Err(Halted::Stopped(format!(
                             "stopped by request while paused ({})",

@@ -75,11 +75,12 @@ pub struct Trainer<'a> {
     /// Steps in the whole schedule, for the ETA.
     pub total_steps: usize,
     pub done_steps: usize,
-    steady_seconds: f64,
-    /// Steps this process has run.
-    timed_steps: usize,
-    /// Steps timed into `steady_seconds`: those of this process after its
-    /// first (a resumed run starts its timing afresh).
+    /// The end of this process's first step: the ETA's clock starts there,
+    /// once caches and allocators are warm (a resumed run starts afresh).
+    clock: Option<Instant>,
+    /// Seconds spent paused since `clock` started, which the ETA leaves out.
+    paused_seconds: f64,
+    /// Steps this process ran after its first.
     steady_steps: usize,
     /// Training steps between two weight snapshots.
     pub weights_every: usize,
@@ -113,9 +114,9 @@ impl<'a> Trainer<'a> {
             rng,
             total_steps: 0,
             done_steps: 0,
-            steady_seconds: 0.0,
+            clock: None,
+            paused_seconds: 0.0,
             steady_steps: 0,
-            timed_steps: 0,
             weights_every: 1,
             tokens: 0,
             seconds: 0.0,
@@ -217,22 +218,32 @@ impl<'a> Trainer<'a> {
         let seconds = start.elapsed().as_secs_f64();
         self.seconds += seconds;
         self.since_checkpoint += seconds;
-        if self.timed_steps > 0 {
-            // the first step warms caches and allocators
-            self.steady_seconds += seconds;
-            self.steady_steps += 1;
+        match self.clock {
+            Some(_) => self.steady_steps += 1,
+            None => self.clock = Some(Instant::now()),
         }
-        self.timed_steps += 1;
         self.done_steps += 1;
         self.tokens += stats.targets;
         stats
     }
 
+    /// Seconds to the last training step at this process's wall-clock rate:
+    /// evaluations, quantization and checkpoints between steps count, in
+    /// proportion, and pauses do not.
     fn eta(&self) -> Option<f64> {
-        (self.steady_steps > 0).then(|| {
-            self.steady_seconds / self.steady_steps as f64
-                * self.total_steps.saturating_sub(self.done_steps) as f64
-        })
+        let clock = self.clock.filter(|_| self.steady_steps > 0)?;
+        let seconds = (clock.elapsed().as_secs_f64() - self.paused_seconds).max(0.0);
+        Some(
+            seconds / self.steady_steps as f64
+                * self.total_steps.saturating_sub(self.done_steps) as f64,
+        )
+    }
+
+    /// Leaves `seconds` of pause out of the ETA's rate.
+    pub fn paused_for(&mut self, seconds: f64) {
+        if self.clock.is_some() {
+            self.paused_seconds += seconds;
+        }
     }
 
     /// Records every weight matrix as it is now.

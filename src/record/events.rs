@@ -189,7 +189,8 @@ pub enum Event {
         lr: f64,
         #[serde(with = "crate::record::float")]
         tokens_per_sec: f64,
-        /// Seconds until the last training step, from the step rate after warm-up.
+        /// Seconds until the last training step, from this process's wall-clock
+        /// rate per step after warm-up (evaluations included, pauses not).
         #[serde(default, with = "crate::record::float::option")]
         eta_s: Option<f64>,
     },
