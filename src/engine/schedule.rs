@@ -94,13 +94,14 @@ impl Engine<'_, '_> {
             arithmetic: Some(Arithmetic::current()),
             clip: experiment.training.clip,
         });
-        self.out.log(format!(
+        // run.log's line; `run_started` already says it on screen
+        tracing::info!(
             "{}: {} parameters, {} steps per epoch on {}",
             experiment.name,
             dims.parameter_count(),
             steps_per_epoch,
             corpus.origin
-        ));
+        );
         Position::Pretrain { epoch: 1, step: 0 }
     }
 

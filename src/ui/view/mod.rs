@@ -157,7 +157,7 @@ fn draw_progress(frame: &mut Frame, area: Rect, state: &State) {
         }
         RunStatus::Stopped(reason) => {
             let parts = vec![
-                format!("stopped: {reason}"),
+                reason.to_string(),
                 format!("{}/{} training steps", r.steps_done, r.total_steps),
                 "`iq-tui resume RUN_DIR` continues it".into(),
             ];
@@ -242,6 +242,15 @@ fn marker(state: &State) -> Marker {
     } else {
         Marker::Braille
     }
+}
+
+/// The datasets that have points: one without any would be named in the
+/// legend and not be seen.
+fn drawn(sets: Vec<(usize, ratatui::widgets::Dataset<'_>)>) -> Vec<ratatui::widgets::Dataset<'_>> {
+    sets.into_iter()
+        .filter(|(points, _)| *points > 0)
+        .map(|(_, d)| d)
+        .collect()
 }
 
 /// A bordered panel that says why it is empty.

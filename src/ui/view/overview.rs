@@ -184,30 +184,39 @@ fn loss_chart(frame: &mut Frame, area: Rect, state: &State, wide: bool) {
         ]
     };
     let datasets = vec![
-        Dataset::default()
-            .name("retraining")
-            .marker(marker(state))
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Yellow))
-            .data(&live),
-        Dataset::default()
-            .name(selected.unwrap_or_default())
-            .marker(marker(state))
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Magenta))
-            .data(&per_matrix),
-        Dataset::default()
-            .name("quantized")
-            .marker(Marker::Dot)
-            .graph_type(GraphType::Scatter)
-            .style(Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD))
-            .data(&points),
+        (
+            live.len(),
+            Dataset::default()
+                .name("retraining")
+                .marker(marker(state))
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(Color::Yellow))
+                .data(&live),
+        ),
+        (
+            per_matrix.len(),
+            Dataset::default()
+                .name(selected.unwrap_or_default())
+                .marker(marker(state))
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(Color::Magenta))
+                .data(&per_matrix),
+        ),
+        (
+            points.len(),
+            Dataset::default()
+                .name("quantized")
+                .marker(Marker::Dot)
+                .graph_type(GraphType::Scatter)
+                .style(Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD))
+                .data(&points),
+        ),
     ];
     let title = format!(
         " Quantization loss{} ",
         if scale.log { " (log)" } else { "" }
     );
-    let chart = Chart::new(datasets)
+    let chart = Chart::new(super::drawn(datasets))
         .block(Block::new().borders(Borders::ALL).title(title))
         .legend_position(wide.then_some(LegendPosition::TopRight))
         .hidden_legend_constraints((Constraint::Percentage(60), Constraint::Percentage(50)))

@@ -131,38 +131,42 @@ fn perplexity(frame: &mut Frame, area: Rect, state: &State, wide: bool) {
     let smoothed = tf(&smoothed);
     let valid = tf(&r.valid_curve);
     let (lo, hi) = y_range([raw.as_slice(), &smoothed, &valid]);
-    let xmax = r
-        .train
-        .last()
-        .map_or(1.0, |p| p.x)
-        .max(r.total_steps as f64)
-        .max(1.0);
+    let xmax = r.train.last().map_or(1.0, |p| p.x).max(1.0);
     let datasets = vec![
-        Dataset::default()
-            .name("train (raw)")
-            .marker(marker(state))
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::DarkGray))
-            .data(&raw),
-        Dataset::default()
-            .name("train (smoothed)")
-            .marker(marker(state))
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Yellow))
-            .data(&smoothed),
-        Dataset::default()
-            .name("valid, per epoch")
-            .marker(Marker::Dot)
-            .graph_type(GraphType::Scatter)
-            .style(Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD))
-            .data(&valid),
+        (
+            raw.len(),
+            Dataset::default()
+                .name("train (raw)")
+                .marker(marker(state))
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(Color::DarkGray))
+                .data(&raw),
+        ),
+        (
+            smoothed.len(),
+            Dataset::default()
+                .name("train (smoothed)")
+                .marker(marker(state))
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(Color::Yellow))
+                .data(&smoothed),
+        ),
+        (
+            valid.len(),
+            Dataset::default()
+                .name("valid, per epoch")
+                .marker(Marker::Dot)
+                .graph_type(GraphType::Scatter)
+                .style(Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD))
+                .data(&valid),
+        ),
     ];
     let title = format!(
         " Perplexity{} (g: {}) ",
         if scale.log { ", log scale" } else { "" },
         if scale.log { "linear" } else { "log" }
     );
-    let chart = Chart::new(datasets)
+    let chart = Chart::new(super::drawn(datasets))
         .block(Block::new().borders(Borders::ALL).title(title))
         .legend_position(legend(wide))
         .hidden_legend_constraints((Constraint::Percentage(45), Constraint::Percentage(60)))
@@ -183,12 +187,7 @@ fn learning_rate(frame: &mut Frame, area: Rect, state: &State) {
     );
     let hi = points.iter().fold(0.0f64, |m, p| m.max(p.1));
     let now = r.train.last().map_or(r.lr, |p| p.lr);
-    let xmax = r
-        .train
-        .last()
-        .map_or(1.0, |p| p.x)
-        .max(r.total_steps as f64)
-        .max(1.0);
+    let xmax = r.train.last().map_or(1.0, |p| p.x).max(1.0);
     let chart = Chart::new(vec![Dataset::default()
         .marker(marker(state))
         .graph_type(GraphType::Line)
@@ -217,32 +216,33 @@ fn gradient_norm(frame: &mut Frame, area: Rect, state: &State, wide: bool) {
             .collect::<Vec<_>>(),
         area.width as usize * 2,
     );
-    let xmax = r
-        .train
-        .last()
-        .map_or(1.0, |p| p.x)
-        .max(r.total_steps as f64)
-        .max(1.0);
+    let xmax = r.train.last().map_or(1.0, |p| p.x).max(1.0);
     let clip: Vec<(f64, f64)> = r.clip.map_or(vec![], |c| vec![(0.0, c), (xmax, c)]);
     let (_, hi) = y_range([points.as_slice(), &clip]);
     let hi = hi * 1.05;
     let clip_name = r
         .clip
         .map_or(String::new(), |c| format!("clip {}", fit::axis(c)));
-    let chart = Chart::new(vec![
-        Dataset::default()
-            .name("gradient norm")
-            .marker(marker(state))
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Magenta))
-            .data(&points),
-        Dataset::default()
-            .name(clip_name.clone())
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Red))
-            .data(&clip),
-    ])
+    let chart = Chart::new(super::drawn(vec![
+        (
+            points.len(),
+            Dataset::default()
+                .name("gradient norm")
+                .marker(marker(state))
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(Color::Magenta))
+                .data(&points),
+        ),
+        (
+            clip.len(),
+            Dataset::default()
+                .name(clip_name.clone())
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(Color::Red))
+                .data(&clip),
+        ),
+    ]))
     .block(Block::new().borders(Borders::ALL).title(match r.clip {
         Some(_) => format!(" Gradient norm (red: {clip_name}) "),
         None => " Gradient norm (no clipping) ".to_string(),

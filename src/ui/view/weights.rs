@@ -89,13 +89,21 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, wide: bool) {
     }
 }
 
+/// A histogram as densities (fraction of its weights per unit of weight),
+/// so two histograms over different ranges can be compared.
 fn to_points(h: &Histogram) -> Vec<(f64, f64)> {
     let n = h.counts.len().max(1) as f64;
-    let width = (h.hi - h.lo) as f64 / n;
+    let width = ((h.hi - h.lo) as f64 / n).max(f64::MIN_POSITIVE);
+    let total = h.counts.iter().sum::<u64>().max(1) as f64;
     h.counts
         .iter()
         .enumerate()
-        .map(|(i, &c)| (h.lo as f64 + (i as f64 + 0.5) * width, c as f64))
+        .map(|(i, &c)| {
+            (
+                h.lo as f64 + (i as f64 + 0.5) * width,
+                c as f64 / total / width,
+            )
+        })
         .collect()
 }
 
@@ -115,10 +123,11 @@ fn histogram(frame: &mut Frame, area: Rect, state: &State, name: &str, wide: boo
         return;
     };
     let (first_pts, now_pts) = (to_points(first), to_points(now));
-    let ymax = now_pts
-        .iter()
-        .chain(&first_pts)
-        .fold(1.0f64, |a, p| a.max(p.1));
+    // Both on one scale, unless the first (often a narrow initialisation)
+    // would flatten the histogram now: then it runs off the top.
+    let peak = |pts: &[(f64, f64)]| pts.iter().fold(0.0f64, |a, p| a.max(p.1));
+    let now_peak = peak(&now_pts).max(1e-12);
+    let ymax = peak(&first_pts).max(now_peak).min(3.0 * now_peak) * 1.1;
     let levels: Vec<(f64, f64)> = report
         .map_or(&[][..], |m| &m.levels[..])
         .iter()
@@ -136,24 +145,33 @@ fn histogram(frame: &mut Frame, area: Rect, state: &State, name: &str, wide: boo
         at(track.and_then(|t| t.history.last()).map(|p| p.0))
     );
     let datasets = vec![
-        Dataset::default()
-            .name(first_name)
-            .marker(marker(state))
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::DarkGray))
-            .data(&first_pts),
-        Dataset::default()
-            .name(now_name)
-            .marker(marker(state))
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Green))
-            .data(&now_pts),
-        Dataset::default()
-            .name("levels")
-            .marker(Marker::Block)
-            .graph_type(GraphType::Scatter)
-            .style(Style::new().fg(Color::Red))
-            .data(&levels),
+        (
+            first_pts.len(),
+            Dataset::default()
+                .name(first_name)
+                .marker(marker(state))
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(Color::DarkGray))
+                .data(&first_pts),
+        ),
+        (
+            now_pts.len(),
+            Dataset::default()
+                .name(now_name)
+                .marker(marker(state))
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(Color::Green))
+                .data(&now_pts),
+        ),
+        (
+            levels.len(),
+            Dataset::default()
+                .name("levels")
+                .marker(Marker::Block)
+                .graph_type(GraphType::Scatter)
+                .style(Style::new().fg(Color::Red))
+                .data(&levels),
+        ),
     ];
     let mut title = format!(" {name}");
     if let Some(m) = report.filter(|m| m.bits.is_some()) {
@@ -163,8 +181,8 @@ fn histogram(frame: &mut Frame, area: Rect, state: &State, name: &str, wide: boo
             fit::axis(m.quant_loss)
         ));
     }
-    title.push_str(" · non-zero weights (d: over time) ");
-    let chart = Chart::new(datasets)
+    title.push_str(" · density of non-zero weights (d: over time) ");
+    let chart = Chart::new(super::drawn(datasets))
         .block(Block::new().borders(Borders::ALL).title(title))
         .legend_position(wide.then_some(LegendPosition::TopRight))
         .hidden_legend_constraints((Constraint::Percentage(50), Constraint::Percentage(50)))
@@ -176,7 +194,7 @@ fn histogram(frame: &mut Frame, area: Rect, state: &State, name: &str, wide: boo
         .y_axis(
             Axis::default()
                 .bounds([0.0, ymax])
-                .labels(vec![Span::raw("0"), Span::raw(format!("{ymax:.0}"))]),
+                .labels(vec![Span::raw("0"), Span::raw(fit::axis(ymax))]),
         );
     frame.render_widget(chart, area);
 }
