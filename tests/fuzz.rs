@@ -209,6 +209,10 @@ proptest! {
             &format!("{m:?}"),
             limited(&["export", dir.path().to_str().unwrap(), "--to", to.to_str().unwrap()]),
         );
+        // `open` reads the log before it needs a terminal (here it has none).
+        let (code, err) = limited(&["open", dir.path().to_str().unwrap()]);
+        assert_handled(&format!("open, {m:?}"), (code, err.clone()));
+        assert_eq!(code, Some(2), "{m:?}: {err}");
     }
 }
 

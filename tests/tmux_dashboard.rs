@@ -301,3 +301,45 @@ fn a_headless_run_is_followed_paused_resumed_and_left_running() {
     assert!(recorded("finished"));
     assert!(!out.join("control").exists(), "the run took its command");
 }
+
+/// A watcher says so when the process it follows dies without a last
+/// record, and points at `iq-tui resume`.
+#[test]
+fn a_watcher_says_when_the_run_s_process_is_killed() {
+    if !have_tmux() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_iq-tui"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "experiments/demo.ron", "--headless", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while iq_tui::store::lock::writer(&out).is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let watch = format!(
+        "cd {} && exec {} open {}",
+        env!("CARGO_MANIFEST_DIR"),
+        env!("CARGO_BIN_EXE_iq-tui"),
+        out.display()
+    );
+    let s = Session::start("iq-tui-test-orphan", &watch);
+    s.wait_for("following process", 30);
+    run.kill().unwrap(); // SIGKILL: no last record
+    run.wait().unwrap();
+    let screen = s.wait_for("its process is gone", 30);
+    assert!(screen.contains("iq-tui resume"), "{screen}");
+    assert!(!screen.contains("p pause"), "nothing to pause: {screen}");
+    s.keys("q");
+    s.wait_exit_on_normal_screen();
+}

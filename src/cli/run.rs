@@ -286,6 +286,12 @@ pub(super) fn open(run_dir: PathBuf) -> CliResult {
         Ok(Appended::More(r) | Appended::Restarted(r)) => r,
         Err(e) => return Err(CliError::bad(e.to_string())),
     };
+    // What the log already holds must read: a damaged line there is named.
+    if let Some(e) = tail.take_error() {
+        return Err(CliError::bad(format!(
+            "{e}\n(a run directory's events.jsonl holds one JSON record per line)"
+        )));
+    }
     if let Some(warning) = crate::store::cut_short(&run_dir, &records) {
         eprintln!("warning: {warning}");
         // and in the dashboard's log, which takes the screen

@@ -45,12 +45,16 @@ pub fn send(dir: &Path, command: Command) -> Result<(), StoreError> {
 /// no known word is removed too and reported, so it cannot block the next.
 pub fn take(dir: &Path) -> Result<Option<Command>, String> {
     let path = dir.join(CONTROL_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(format!("{}: {e}", path.display()));
+        }
     };
     let _ = std::fs::remove_file(&path);
+    let text = String::from_utf8_lossy(&bytes);
     match text.trim() {
         "pause" => Ok(Some(Command::Pause)),
         "resume" => Ok(Some(Command::Resume)),
@@ -73,12 +77,15 @@ pub enum Appended {
 }
 
 /// Reads `events.jsonl` as it grows, one complete line at a time (a line
-/// being written waits for its newline).
+/// being written waits for its newline). A line that does not parse is
+/// skipped and kept as [`EventTail::take_error`], so one damaged line
+/// neither stops a watcher nor hides the records after it.
 pub struct EventTail {
     path: PathBuf,
     offset: u64,
     partial: Vec<u8>,
     line: usize,
+    error: Option<StoreError>,
 }
 
 impl EventTail {
@@ -88,7 +95,13 @@ impl EventTail {
             offset: 0,
             partial: Vec::new(),
             line: 0,
+            error: None,
         }
+    }
+
+    /// The first line that did not parse since the last call, if any.
+    pub fn take_error(&mut self) -> Option<StoreError> {
+        self.error.take()
     }
 
     pub fn poll(&mut self) -> Result<Appended, StoreError> {
@@ -110,14 +123,19 @@ impl EventTail {
         while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=end).collect();
             self.line += 1;
-            let record = serde_json::from_slice(&line).map_err(|e| StoreError {
-                path: self.path.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("line {}: {e}", self.line),
-                ),
-            })?;
-            records.push(record);
+            match serde_json::from_slice(&line) {
+                Ok(record) => records.push(record),
+                Err(e) if self.error.is_none() => {
+                    self.error = Some(StoreError {
+                        path: self.path.clone(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("line {}: {e}", self.line),
+                        ),
+                    })
+                }
+                Err(_) => {}
+            }
         }
         Ok(if restarted {
             Appended::Restarted(records)

@@ -166,6 +166,9 @@ async fn event_loop(
                         Ok(Appended::Restarted(records)) => restart(state, &records),
                         Err(e) => state.notice = Some(format!("cannot read the run's log: {e}")),
                     }
+                    if let Some(e) = tail.take_error() {
+                        state.notice = Some(format!("skipped a damaged record: {e}"));
+                    }
                     if writer_checked.elapsed() > Duration::from_secs(1) {
                         writer_checked = Instant::now();
                         check_writer(state, run_dir);

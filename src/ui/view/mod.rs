@@ -142,8 +142,8 @@ fn draw_progress(frame: &mut Frame, area: Rect, state: &State) {
     if orphaned(state) {
         let p = over(
             vec![
-                "no process writes this run any more and it recorded no end (killed?)".into(),
-                "`iq-tui resume RUN_DIR` continues it from its last checkpoint".into(),
+                "no last record (killed?)".into(),
+                "`iq-tui resume RUN_DIR` continues from its last checkpoint".into(),
             ],
             Style::new().red(),
         );
