@@ -67,7 +67,7 @@ impl Action {
         match self {
             Action::TogglePause => "pause / resume training (between steps)",
             Action::Stop => "stop the run, with a checkpoint (asks first)",
-            Action::Export => "export a snapshot (JSON and CSV)",
+            Action::Export => "export a snapshot (report, data, charts)",
             Action::NextView => "next view",
             Action::PrevView => "previous view",
             Action::NextMatrix => "next matrix",
@@ -78,7 +78,7 @@ impl Action {
             Action::LogUp => "log: scroll back",
             Action::LogDown => "log: scroll forward",
             Action::Help => "this help",
-            Action::Quit => "quit (asks first if that stops a run; a followed run goes on)",
+            Action::Quit => "quit (asks first if that stops the run)",
             Action::Confirm => "yes (in a question)",
             Action::Cancel => "no (in a question)",
         }
@@ -91,4 +91,19 @@ pub struct KeyHelp {
     pub action: Action,
     /// Key labels in binding order; empty when the action is unbound.
     pub keys: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The help overlay is 76 columns (it fits 80): borders, 22 for the keys
+    /// and two spaces leave 50 for a description, which must not be cut.
+    #[test]
+    fn every_description_fits_the_help_overlay() {
+        for a in Action::ALL {
+            let n = a.description().chars().count();
+            assert!(n <= 50, "{a:?}: {n} characters: {}", a.description());
+        }
+    }
 }
