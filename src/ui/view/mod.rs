@@ -269,12 +269,27 @@ fn empty(frame: &mut Frame, area: Rect, title: &str, text: &str) {
 
 fn draw_log(frame: &mut Frame, area: Rect, state: &State) {
     let height = area.height.saturating_sub(2) as usize;
+    let width = area.width.saturating_sub(2).max(1) as usize;
     let log = &state.run.log;
     let end = log.len().saturating_sub(state.log_scroll.min(log.len()));
-    let start = end.saturating_sub(height);
+    // Long lines wrap at the pane's width: take lines from the end while
+    // their rows fit, and drop the top rows of the first if it overflows.
+    let rows = |l: &String| l.chars().count().div_ceil(width).max(1);
+    let (mut start, mut used) = (end, 0);
+    while start > 0 && used < height {
+        start -= 1;
+        used += rows(&log[start]);
+    }
     let lines: Vec<Line> = log[start..end]
         .iter()
-        .map(|l| Line::from(l.as_str()))
+        .flat_map(|l| {
+            let chars: Vec<char> = l.chars().collect();
+            chars
+                .chunks(width)
+                .map(|c| Line::from(c.iter().collect::<String>()))
+                .collect::<Vec<_>>()
+        })
+        .skip(used.saturating_sub(height))
         .collect();
     let title = if state.log_scroll > 0 {
         format!(
