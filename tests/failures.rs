@@ -296,3 +296,24 @@ fn a_record_cut_short_of_the_end_its_summary_proves_is_reported_as_such() {
     let report = std::fs::read_to_string(to.join("report.md")).unwrap();
     assert!(report.contains("**Warning:**"), "{report}");
 }
+
+#[test]
+fn opening_a_directory_of_runs_names_the_runs_in_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    refused(
+        &["open", tmp.path().to_str().unwrap()],
+        "not a run directory",
+    );
+    let run = tmp.path().join("smoke-1");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::write(run.join("events.jsonl"), "").unwrap();
+    refused(
+        &["open", tmp.path().to_str().unwrap()],
+        "holds 1 run directory (smoke-1)",
+    );
+    // `iq-tui DIR` reads a directory as `open`
+    refused(
+        &[tmp.path().to_str().unwrap()],
+        "compare them with `iq-tui export`",
+    );
+}

@@ -276,8 +276,26 @@ pub(super) fn resume(args: ResumeArgs) -> CliResult {
 pub(super) fn open(run_dir: PathBuf) -> CliResult {
     let events = run_dir.join("events.jsonl");
     if !events.is_file() {
+        // A directory of runs (`runs/`) is the common mistake: name them.
+        let runs: Vec<String> = std::fs::read_dir(&run_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("events.jsonl").is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let hint = match runs.first() {
+            Some(first) => format!(
+                "; it holds {} run director{} ({first}{}): open one with `iq-tui {}`, or compare them with `iq-tui export`",
+                runs.len(),
+                if runs.len() == 1 { "y" } else { "ies" },
+                if runs.len() > 1 { ", …" } else { "" },
+                run_dir.join(first).display()
+            ),
+            None => " (`iq-tui run` writes one into every run directory)".into(),
+        };
         return Err(CliError::bad(format!(
-            "{}: no events.jsonl here; a run directory holds one (`iq-tui run` writes it)",
+            "{}: no events.jsonl here, so it is not a run directory{hint}",
             run_dir.display()
         )));
     }
