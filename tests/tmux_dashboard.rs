@@ -234,6 +234,29 @@ fn a_run_quit_half_way_resumes_in_the_dashboard() {
     assert!(out.join("summary.json").is_file());
 }
 
+/// Starts a headless demo run into `out` and waits until it holds its
+/// run directory and has begun its log.
+fn headless_demo(out: &Path, extra: &[&str]) -> std::process::Child {
+    let run = Command::new(env!("CARGO_BIN_EXE_iq-tui"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "experiments/demo.ron", "--headless", "--out"])
+        .arg(out)
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while iq_tui::store::lock::writer(out).is_none() || !out.join("events.jsonl").is_file() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run
+}
+
 /// A headless run, watched from another terminal: `iq-tui RUN_DIR` follows
 /// it, its progress moves, pause and resume from the watcher reach it (and
 /// it records them), and quitting the watcher leaves it to finish.
@@ -244,24 +267,8 @@ fn a_headless_run_is_followed_paused_resumed_and_left_running() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let mut run = Command::new(env!("CARGO_BIN_EXE_iq-tui"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["run", "experiments/demo.ron", "--headless", "--out"])
-        .arg(&out)
-        .args(["--set", "training.epochs=2"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = headless_demo(&out, &["--set", "training.epochs=2"]);
     let events = out.join("events.jsonl");
-    let start = Instant::now();
-    while iq_tui::store::lock::writer(&out).is_none() || !events.is_file() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the run did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let watch = format!(
         "cd {} && exec {} {}",
         env!("CARGO_MANIFEST_DIR"),
@@ -311,22 +318,7 @@ fn a_watcher_says_when_the_run_s_process_is_killed() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let mut run = Command::new(env!("CARGO_BIN_EXE_iq-tui"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["run", "experiments/demo.ron", "--headless", "--out"])
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while iq_tui::store::lock::writer(&out).is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the run did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut run = headless_demo(&out, &[]);
     let watch = format!(
         "cd {} && exec {} open {}",
         env!("CARGO_MANIFEST_DIR"),

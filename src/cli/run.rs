@@ -418,11 +418,7 @@ fn watch_control_file(dir: &Path, control: Arc<Control>) -> ControlWatcher {
                 match follow::take(&dir) {
                     Ok(Some(command)) => {
                         tracing::info!("control file: {}", command.word());
-                        match command {
-                            follow::Command::Pause => control.pause(),
-                            follow::Command::Resume => control.resume(),
-                            follow::Command::Stop => control.stop(),
-                        }
+                        control.obey(command);
                     }
                     Ok(None) => {}
                     Err(message) => tracing::warn!("{message}"),

@@ -33,6 +33,16 @@ impl Control {
         self.wake.notify_all();
     }
 
+    /// Does what a watcher's control file asks (`store::follow`).
+    pub fn obey(&self, command: crate::store::follow::Command) {
+        use crate::store::follow::Command;
+        match command {
+            Command::Pause => self.pause(),
+            Command::Resume => self.resume(),
+            Command::Stop => self.stop(),
+        }
+    }
+
     pub fn is_paused(&self) -> bool {
         *self.paused.lock().expect("control lock")
     }

@@ -103,8 +103,6 @@ pub struct RunView {
     pub tracks: Vec<MatrixTrack>,
     /// Set once the run finished.
     pub ending: Option<Ending>,
-    /// Seconds since the run started, as of its latest record.
-    pub seconds: f64,
     /// Latest report per matrix (quantized or pruned), in model order.
     pub matrices: Vec<MatrixReport>,
     /// Histogram of each matrix before its first quantization.
@@ -159,7 +157,6 @@ impl RunView {
     pub fn apply(&mut self, record: &Record) {
         self.fold(record);
         self.series.apply(record, self.iterations, self.steps_done);
-        self.seconds = record.t;
         self.log.extend(milestone::lines(&record.event));
     }
 

@@ -123,6 +123,27 @@ pub struct Series {
     pub weights: Vec<WeightRow>,
 }
 
+/// At most `n` points, each the mean of its share of `points` (in order):
+/// what a chart draws of a long series, whose every point stays in the data.
+pub fn thin(points: &[(f64, f64)], n: usize) -> Vec<(f64, f64)> {
+    let n = n.max(1);
+    if points.len() <= n {
+        return points.to_vec();
+    }
+    (0..n)
+        .filter_map(|i| {
+            let part = &points[i * points.len() / n..(i + 1) * points.len() / n];
+            (!part.is_empty()).then(|| {
+                let k = part.len() as f64;
+                (
+                    part.iter().map(|p| p.0).sum::<f64>() / k,
+                    part.iter().map(|p| p.1).sum::<f64>() / k,
+                )
+            })
+        })
+        .collect()
+}
+
 impl Series {
     /// Folds one record in; `iterations` is K once an iteration has started.
     pub(super) fn apply(&mut self, r: &Record, iterations: usize, steps_done: usize) {

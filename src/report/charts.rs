@@ -159,34 +159,6 @@ impl plotters::coord::ranged1d::ValueFormatter<f64> for Ticked {
     }
 }
 
-/// A key in one row: a stroke of colour and a name per series.
-fn draw_key<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    entries: &[(&str, RGBColor, bool)],
-) -> DrawResult
-where
-    DB::ErrorType: 'static,
-{
-    let style = TextStyle::from((FONT, 14).into_font()).color(&BLACK);
-    let mut x = 20;
-    for (label, color, dashed) in entries {
-        let stroke = color.stroke_width(2);
-        if *dashed {
-            area.draw(&PathElement::new(vec![(x, 12), (x + 7, 12)], stroke))
-                .map_err(err)?;
-            area.draw(&PathElement::new(vec![(x + 13, 12), (x + 20, 12)], stroke))
-                .map_err(err)?;
-        } else {
-            area.draw(&PathElement::new(vec![(x, 12), (x + 20, 12)], stroke))
-                .map_err(err)?;
-        }
-        area.draw(&Text::new(label.to_string(), (x + 26, 4), style.clone()))
-            .map_err(err)?;
-        x += 40 + 8 * label.len() as i32;
-    }
-    Ok(())
-}
-
 /// A value as a tick label: short, and never rounded to zero.
 fn tick_label(v: f64) -> String {
     let a = v.abs();
@@ -203,30 +175,77 @@ fn tick_label(v: f64) -> String {
     }
 }
 
-/// The legend beside the plot, never over it: a line of colour and the
-/// name of each series, top to bottom.
-fn draw_legend<DB: DrawingBackend>(
+/// `text` in lines of at most `width` characters, broken between words
+/// (a word longer than that gets a line of its own).
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width.max(1) => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
+}
+
+/// How a key lays out its entries.
+#[derive(Clone, Copy)]
+enum KeyLayout {
+    /// Top to bottom, beside a plot.
+    Column,
+    /// Left to right, above a set of panels.
+    Row,
+}
+
+/// A key, never over the data: a stroke of colour (dashed for reference
+/// lines) and the name of each series.
+fn draw_key<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     entries: &[(String, RGBColor, bool)],
+    layout: KeyLayout,
 ) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
     let style = TextStyle::from((FONT, 15).into_font()).color(&BLACK);
-    for (i, (label, color, dashed)) in entries.iter().enumerate() {
-        let y = 70 + i as i32 * 26;
+    let (mut x, mut y) = match layout {
+        KeyLayout::Column => (8, 70),
+        KeyLayout::Row => (20, 12),
+    };
+    for (label, color, dashed) in entries {
         let stroke = color.stroke_width(2);
-        if *dashed {
-            area.draw(&PathElement::new(vec![(8, y), (14, y)], stroke))
-                .map_err(err)?;
-            area.draw(&PathElement::new(vec![(20, y), (26, y)], stroke))
-                .map_err(err)?;
+        let dashes: &[(i32, i32)] = if *dashed {
+            &[(0, 6), (12, 18)]
         } else {
-            area.draw(&PathElement::new(vec![(8, y), (28, y)], stroke))
+            &[(0, 20)]
+        };
+        for &(a, b) in dashes {
+            area.draw(&PathElement::new(vec![(x + a, y), (x + b, y)], stroke))
                 .map_err(err)?;
         }
-        area.draw(&Text::new(label.clone(), (36, y - 8), style.clone()))
+        // Beside a plot, a long name wraps at words to the key's width.
+        let lines = match layout {
+            KeyLayout::Column => wrap_words(
+                label,
+                (area.dim_in_pixel().0 as usize).saturating_sub(x as usize + 36) / 8,
+            ),
+            KeyLayout::Row => vec![label.clone()],
+        };
+        for (i, line) in lines.iter().enumerate() {
+            area.draw(&Text::new(
+                line.clone(),
+                (x + 28, y - 8 + 19 * i as i32),
+                style.clone(),
+            ))
             .map_err(err)?;
+        }
+        match layout {
+            KeyLayout::Column => y += 7 + 19 * lines.len() as i32,
+            KeyLayout::Row => x += 40 + 8 * label.len() as i32,
+        }
     }
     Ok(())
 }
@@ -326,7 +345,7 @@ where
         .map_err(err)?;
         legend.push((label.clone(), *color, true));
     }
-    draw_legend(&legend_area, &legend)
+    draw_key(&legend_area, &legend, KeyLayout::Column)
 }
 
 /// One panel per matrix: the weight distribution before the first
@@ -363,10 +382,11 @@ where
     draw_key(
         &key,
         &[
-            ("before quantization", PALETTE[0], false),
-            ("after retraining", PALETTE[1], false),
-            ("quantization levels", PALETTE[3], true),
+            ("before quantization".into(), PALETTE[0], false),
+            ("after retraining".into(), PALETTE[1], false),
+            ("quantization levels".into(), PALETTE[3], true),
         ],
+        KeyLayout::Row,
     )?;
     let panels = area.split_evenly((rows, cols));
     let before_color = PALETTE[0];
@@ -568,4 +588,22 @@ where
     }))
     .map_err(err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap_words;
+
+    #[test]
+    fn key_names_wrap_between_words() {
+        assert_eq!(
+            wrap_words("one-shot greedy (no retraining) = one-shot alternating", 20),
+            [
+                "one-shot greedy (no",
+                "retraining) =",
+                "one-shot alternating"
+            ]
+        );
+        assert_eq!(wrap_words("short", 20), ["short"]);
+    }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::charts::{self, Line, LineChart, PALETTE};
 use super::{chart, ReportError, RunRecords};
-use crate::record::series::HistogramSet;
+use crate::record::series::{thin, HistogramSet};
 use crate::record::{ModelTag, Series};
 
 /// Points a training curve is drawn with: more than a PNG has pixels
@@ -177,24 +177,6 @@ pub fn draw(run: &RunRecords, charts_dir: &Path) -> Result<Vec<&'static str>, Re
         drawn.push("sparsity");
     }
     Ok(drawn)
-}
-
-/// At most `n` points, each the mean of its share.
-fn thin(points: &[(f64, f64)], n: usize) -> Vec<(f64, f64)> {
-    if points.len() <= n {
-        return points.to_vec();
-    }
-    (0..n)
-        .map(|i| {
-            let part = &points
-                [i * points.len() / n..((i + 1) * points.len() / n).max(i * points.len() / n + 1)];
-            let k = part.len() as f64;
-            (
-                part.iter().map(|p| p.0).sum::<f64>() / k,
-                part.iter().map(|p| p.1).sum::<f64>() / k,
-            )
-        })
-        .collect()
 }
 
 /// Training perplexity over every step of the run (with each epoch's

@@ -207,11 +207,7 @@ fn handle(
     let command = update(state, action);
     let send = |c: follow::Command| match driver {
         Driver::InProcess(control) => {
-            match c {
-                follow::Command::Pause => control.pause(),
-                follow::Command::Resume => control.resume(),
-                follow::Command::Stop => control.stop(),
-            }
+            control.obey(c);
             None
         }
         Driver::ControlFile => follow::send(run_dir, c)

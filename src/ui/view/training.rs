@@ -12,6 +12,7 @@ use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, LegendPo
 use ratatui::Frame;
 
 use super::{empty, fit, marker};
+use crate::record::series::thin;
 use crate::ui::state::State;
 
 /// Log or linear, as the user chose: values and how to label them.
@@ -32,26 +33,6 @@ impl Scale {
     pub fn label(self, v: f64) -> String {
         fit::axis(if self.log { 10f64.powf(v) } else { v })
     }
-}
-
-/// At most `n` points, each the mean of its share of `points` (in order).
-pub fn thin(points: &[(f64, f64)], n: usize) -> Vec<(f64, f64)> {
-    let n = n.max(1);
-    if points.len() <= n {
-        return points.to_vec();
-    }
-    (0..n)
-        .filter_map(|i| {
-            let part = &points[i * points.len() / n..(i + 1) * points.len() / n];
-            (!part.is_empty()).then(|| {
-                let k = part.len() as f64;
-                (
-                    part.iter().map(|p| p.0).sum::<f64>() / k,
-                    part.iter().map(|p| p.1).sum::<f64>() / k,
-                )
-            })
-        })
-        .collect()
 }
 
 /// An exponential moving average with TensorBoard's debiasing, so the
@@ -109,6 +90,11 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, wide: bool) {
     gradient_norm(frame, right, state, wide);
 }
 
+/// The steps recorded so far: the x range of every training chart.
+fn steps_shown(state: &State) -> f64 {
+    state.run.train.last().map_or(1.0, |p| p.x).max(1.0)
+}
+
 fn x_axis(xmax: f64) -> Axis<'static> {
     Axis::default()
         .title("step")
@@ -131,7 +117,7 @@ fn perplexity(frame: &mut Frame, area: Rect, state: &State, wide: bool) {
     let smoothed = tf(&smoothed);
     let valid = tf(&r.valid_curve);
     let (lo, hi) = y_range([raw.as_slice(), &smoothed, &valid]);
-    let xmax = r.train.last().map_or(1.0, |p| p.x).max(1.0);
+    let xmax = steps_shown(state);
     let datasets = vec![
         (
             raw.len(),
@@ -187,7 +173,7 @@ fn learning_rate(frame: &mut Frame, area: Rect, state: &State) {
     );
     let hi = points.iter().fold(0.0f64, |m, p| m.max(p.1));
     let now = r.train.last().map_or(r.lr, |p| p.lr);
-    let xmax = r.train.last().map_or(1.0, |p| p.x).max(1.0);
+    let xmax = steps_shown(state);
     let chart = Chart::new(vec![Dataset::default()
         .marker(marker(state))
         .graph_type(GraphType::Line)
@@ -216,7 +202,7 @@ fn gradient_norm(frame: &mut Frame, area: Rect, state: &State, wide: bool) {
             .collect::<Vec<_>>(),
         area.width as usize * 2,
     );
-    let xmax = r.train.last().map_or(1.0, |p| p.x).max(1.0);
+    let xmax = steps_shown(state);
     let clip: Vec<(f64, f64)> = r.clip.map_or(vec![], |c| vec![(0.0, c), (xmax, c)]);
     let (_, hi) = y_range([points.as_slice(), &clip]);
     let hi = hi * 1.05;
