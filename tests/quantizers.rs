@@ -77,7 +77,7 @@ proptest! {
 
     #[test]
     fn alphas_are_sorted_non_negative_and_least_squares_for_their_codes(w in rows(), bits in 1usize..=4) {
-        for method in [Method::Greedy, Method::Refined, Method::ALTERNATING, Method::Uniform] {
+        for method in [Method::Greedy, Method::Refined, Method::ALTERNATING, Method::Uniform, Method::UniformFitted] {
             let fit = quantize_row(&w, bits, method);
             prop_assert_eq!(fit.alphas.len(), bits);
             for pair in fit.alphas.windows(2) {
@@ -96,6 +96,18 @@ proptest! {
                     prop_assert!(g.abs() <= 1e-6 * scale, "{method:?} bit {i}: Bᵀr = {g}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_fitted_uniform_step_is_never_worse_than_the_max_scaled_one(w in rows(), bits in 1usize..=4) {
+        let fitted = row_error(&w, bits, Method::UniformFitted);
+        let by_max = row_error(&w, bits, Method::Uniform);
+        prop_assert!(fitted <= by_max + tol(&w), "{bits} bits: fitted {fitted} > max-scaled {by_max}");
+        if bits == 1 {
+            // ±s with the least-squares s is the 1-bit optimum, greedy's.
+            let greedy = row_error(&w, 1, Method::Greedy);
+            prop_assert!((fitted - greedy).abs() <= 1e-6 * (1.0 + greedy), "{fitted} vs {greedy}");
         }
     }
 
@@ -123,7 +135,7 @@ proptest! {
     ) {
         let mut rng = ChaCha8Rng::seed_from_u64(keep_seed);
         let mask: Vec<bool> = (0..w.len()).map(|_| rng.gen_bool(0.5)).collect();
-        for method in [Method::Greedy, Method::Refined, Method::ALTERNATING, Method::Uniform] {
+        for method in [Method::Greedy, Method::Refined, Method::ALTERNATING, Method::Uniform, Method::UniformFitted] {
             let q = quantize(&w, 1, w.len(), Some(&mask), bits, method).unwrap();
             let survivors: Vec<f32> = w.iter().zip(&mask).filter(|(_, &m)| m).map(|(&x, _)| x).collect();
             let alone = quantize(&survivors, 1, survivors.len(), None, bits, method).unwrap();
@@ -225,6 +237,22 @@ fn non_finite_weights_and_bad_bits_are_rejected_clearly() {
         quantize(&[1.0; 3], 2, 2, None, 1, Method::Greedy),
         Err(QuantError::Shape { .. })
     ));
+}
+
+#[test]
+fn a_fitted_step_clips_outliers_where_the_max_scaled_step_wastes_levels() {
+    // Gaussian rows, 2 bits: the max-scaled grid leaves most weights on the
+    // two inner levels; the fitted step lands near alternating's error.
+    let (rows, cols) = (64, 2600);
+    let w = realistic_matrix(rows, cols, 7);
+    let err = |m| relative_error(&w, &quantize(&w, rows, cols, None, 2, m).unwrap().values);
+    let (by_max, fitted, alternating) = (
+        err(Method::Uniform),
+        err(Method::UniformFitted),
+        err(Method::ALTERNATING),
+    );
+    assert!(fitted < 0.6 * by_max, "fitted {fitted} vs max-scaled {by_max}");
+    assert!(fitted < 1.25 * alternating, "fitted {fitted} vs alternating {alternating}");
 }
 
 #[test]

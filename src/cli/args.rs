@@ -183,6 +183,7 @@ pub(super) enum MethodArg {
     Refined,
     Alternating,
     Uniform,
+    UniformFitted,
 }
 
 #[derive(Debug, Args)]

@@ -93,6 +93,7 @@ pub(super) fn quantize(args: QuantizeArgs) -> CliResult {
             cycles: args.cycles as usize,
         },
         MethodArg::Uniform => Method::Uniform,
+        MethodArg::UniformFitted => Method::UniformFitted,
     };
     let r = crate::quantize_file::quantize_file(
         &args.file,

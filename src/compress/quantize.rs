@@ -20,6 +20,10 @@ pub enum Method {
     /// Baseline: symmetric uniform levels `s·(2j − (2^k − 1))`, `s` per row
     /// so the extreme levels are ±max|w|. Also a binary code (α_i = s·2^(k−i)).
     Uniform,
+    /// Baseline: the same uniform levels with the step `s` fitted per row to
+    /// the least squared error (Lloyd iterations from the best of a grid of
+    /// clipping ranges), so outliers are clipped instead of wasting levels.
+    UniformFitted,
 }
 
 impl Method {
@@ -32,6 +36,7 @@ impl Method {
             Method::Alternating { cycles: 2 } => "alternating".into(),
             Method::Alternating { cycles } => format!("alternating(T={cycles})"),
             Method::Uniform => "uniform".into(),
+            Method::UniformFitted => "uniform-fitted".into(),
         }
     }
 }
@@ -240,6 +245,7 @@ pub fn quantize_row(w: &[f64], bits: usize, method: Method) -> RowFit {
         Method::Refined => greedy(w, bits, true),
         Method::Alternating { cycles } => alternating(w, bits, cycles, None),
         Method::Uniform => uniform(w, bits),
+        Method::UniformFitted => uniform_fitted(w, bits),
     };
     normalise(&mut fit);
     fit
@@ -506,8 +512,13 @@ fn assign_codes(w: &[f64], fit: &mut RowFit) {
 
 fn uniform(w: &[f64], bits: usize) -> RowFit {
     let max = w.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    uniform_with_step(w, bits, max / ((1usize << bits) - 1) as f64)
+}
+
+/// The uniform code of `w` with step `s`: level `s·(2j − top)` nearest each
+/// entry, j clamped to 0..=top.
+fn uniform_with_step(w: &[f64], bits: usize, s: f64) -> RowFit {
     let top = ((1usize << bits) - 1) as f64;
-    let s = max / top;
     // Level j·2 − top for j in 0..2^k is Σ_i s·2^(k−1−i)·b_i for the bits of j.
     let alphas: Vec<f64> = (0..bits)
         .map(|i| s * (1u64 << (bits - 1 - i)) as f64)
@@ -515,16 +526,70 @@ fn uniform(w: &[f64], bits: usize) -> RowFit {
     let codes = w
         .iter()
         .map(|&x| {
-            let j = if s == 0.0 {
-                top as usize
-            } else {
-                (((x / s) + top) / 2.0).round().clamp(0.0, top) as usize
-            };
+            let j = uniform_level(x, s, top);
             // bit (k−1−i) of j is b_i's sign
             (0..bits).fold(0u8, |p, i| p | (((j >> (bits - 1 - i)) & 1) as u8) << i)
         })
         .collect();
     RowFit { alphas, codes }
+}
+
+fn uniform_level(x: f64, s: f64, top: f64) -> usize {
+    if s == 0.0 {
+        top as usize
+    } else {
+        (((x / s) + top) / 2.0).round().clamp(0.0, top) as usize
+    }
+}
+
+/// Squared error of `w` on the uniform grid of step `s`.
+fn uniform_error(w: &[f64], s: f64, top: f64) -> f64 {
+    w.iter()
+        .map(|&x| {
+            let v = s * (2.0 * uniform_level(x, s, top) as f64 - top);
+            (x - v) * (x - v)
+        })
+        .sum()
+}
+
+/// The step with the least squared error: the best of 32 clipping ranges
+/// (a fraction of max |w|), then Lloyd iterations (assign the nearest
+/// level, refit s by least squares), which never raise the error.
+fn uniform_fitted(w: &[f64], bits: usize) -> RowFit {
+    const RANGES: usize = 32;
+    const LLOYD: usize = 20;
+    let top = ((1usize << bits) - 1) as f64;
+    let max = w.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    if max == 0.0 {
+        return uniform_with_step(w, bits, 0.0);
+    }
+    let mut best = (max / top, uniform_error(w, max / top, top));
+    for r in 1..RANGES {
+        let s = max / top * r as f64 / RANGES as f64;
+        let e = uniform_error(w, s, top);
+        if e < best.1 {
+            best = (s, e);
+        }
+    }
+    let mut s = best.0;
+    for _ in 0..LLOYD {
+        // s = Σ w·l / Σ l² over the levels l = 2j − top the entries took
+        let (wl, ll) = w.iter().fold((0.0, 0.0), |(wl, ll), &x| {
+            let l = 2.0 * uniform_level(x, s, top) as f64 - top;
+            (wl + x * l, ll + l * l)
+        });
+        if ll == 0.0 {
+            break;
+        }
+        let next = wl / ll;
+        let e = uniform_error(w, next, top);
+        if e >= best.1 {
+            break;
+        }
+        best = (next, e);
+        s = next;
+    }
+    uniform_with_step(w, bits, best.0)
 }
 
 /// Makes α non-negative (flipping the code's sign) and sorted descending

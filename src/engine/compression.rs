@@ -21,6 +21,7 @@ pub fn method_of(m: QuantMethod) -> Method {
         QuantMethod::Refined => Method::Refined,
         QuantMethod::Alternating(cycles) => Method::Alternating { cycles },
         QuantMethod::Uniform => Method::Uniform,
+        QuantMethod::UniformFitted => Method::UniformFitted,
     }
 }
 

@@ -267,7 +267,10 @@ pub enum QuantMethod {
     /// `Alternating(T)`: T rounds of least-squares coefficients and code
     /// assignment (Xu et al. use T = 2).
     Alternating(usize),
+    /// Uniform levels, the step set by the row's largest weight.
     Uniform,
+    /// Uniform levels, the step fitted to the least squared error.
+    UniformFitted,
 }
 
 /// One group of matrices quantized alike.
@@ -333,6 +336,7 @@ fn default_baselines() -> Vec<QuantMethod> {
         QuantMethod::Refined,
         QuantMethod::Alternating(2),
         QuantMethod::Uniform,
+        QuantMethod::UniformFitted,
     ]
 }
 
