@@ -5,12 +5,15 @@
 
 mod error;
 mod overrides;
+mod ron_value;
 mod schema;
 mod validate;
 
 use std::path::Path;
 
 pub use error::{ExperimentError, Problem};
+pub use overrides::{assign, check_path, parse_value, Assignment};
+pub use ron_value::to_json as ron_to_json;
 pub use schema::*;
 
 /// Reads, overrides and validates an experiment file.

@@ -7,38 +7,70 @@
 
 use serde_json::Value;
 
-use super::{Experiment, Problem};
+use super::{ron_value, Experiment, Problem};
 
-pub fn apply(experiment: Experiment, overrides: &[String]) -> Result<Experiment, Problem> {
-    if overrides.is_empty() {
-        return Ok(experiment);
-    }
-    let mut tree = serde_json::to_value(&experiment).expect("an experiment always serialises");
-    for spec in overrides {
+/// One value to write at a dotted path, and how to name it in an error
+/// (`--set x=y`, or a sweep's axis and value).
+pub struct Assignment {
+    pub path: String,
+    pub value: Value,
+    pub label: String,
+}
+
+impl Assignment {
+    /// `PATH=VALUE` as `--set` takes it.
+    pub fn parse_set(spec: &str) -> Result<Self, Problem> {
         let (path, raw) = spec.split_once('=').ok_or_else(|| Problem {
             field: None,
             message: format!("--set {spec}: expected PATH=VALUE, e.g. training.epochs=1"),
             allowed: None,
             position: None,
         })?;
-        let path = path.trim();
-        let slot = find_slot(&mut tree, path).map_err(|message| Problem {
+        Ok(Self {
+            path: path.trim().to_string(),
+            value: parse_value(raw.trim()),
+            label: format!("--set {spec}"),
+        })
+    }
+}
+
+pub fn apply(experiment: Experiment, overrides: &[String]) -> Result<Experiment, Problem> {
+    let assignments = overrides
+        .iter()
+        .map(|s| Assignment::parse_set(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    assign(experiment, &assignments)
+}
+
+/// Writes every assignment in order, checking the experiment's types after each.
+pub fn assign(experiment: Experiment, assignments: &[Assignment]) -> Result<Experiment, Problem> {
+    if assignments.is_empty() {
+        return Ok(experiment);
+    }
+    let mut tree = serde_json::to_value(&experiment).expect("an experiment always serialises");
+    for a in assignments {
+        let path = a.path.as_str();
+        let problem = |message: String| Problem {
             field: Some(path.to_string()),
-            message: format!("--set {spec}: {message}"),
+            message: format!("{}: {message}", a.label),
             allowed: None,
             position: None,
-        })?;
-        *slot = parse_value(raw.trim());
-        let parsed = serde_json::from_value::<Experiment>(tree.clone()).map_err(|e| Problem {
-            field: Some(path.to_string()),
-            message: format!("--set {spec}: {e}"),
-            allowed: None,
-            position: None,
-        })?;
+        };
+        let slot = find_slot(&mut tree, path).map_err(problem)?;
+        *slot = a.value.clone();
+        let parsed =
+            serde_json::from_value::<Experiment>(tree.clone()).map_err(|e| problem(e.to_string()))?;
         // Round-trip so defaults of anything just set are in the tree for later paths.
         tree = serde_json::to_value(&parsed).expect("an experiment always serialises");
     }
-    Ok(serde_json::from_value(tree).expect("checked after every override"))
+    Ok(serde_json::from_value(tree).expect("checked after every assignment"))
+}
+
+/// Whether `path` names a field of the experiment (for checking a sweep's
+/// axes before any value is tried).
+pub fn check_path(experiment: &Experiment, path: &str) -> Result<(), String> {
+    let mut tree = serde_json::to_value(experiment).expect("an experiment always serialises");
+    find_slot(&mut tree, path).map(|_| ())
 }
 
 fn find_slot<'a>(tree: &'a mut Value, path: &str) -> Result<&'a mut Value, String> {
@@ -95,16 +127,16 @@ fn step_into_variant<'a>(node: &'a mut Value, key: &str) -> &'a mut Value {
 }
 
 /// Values are JSON when they parse as JSON (numbers, booleans, "strings",
-/// objects for struct variants); RON's `None` and `Some(x)` are understood;
-/// anything else is taken as a bare string (paths, unit enum variants).
-fn parse_value(raw: &str) -> Value {
-    if raw == "None" {
-        return Value::Null;
+/// objects), else RON (`Alternating(2)`, `Steps(300)`, `Some(64)`, `None`,
+/// `(lr: 0.5, …)`); anything else is taken as a bare string (paths).
+pub fn parse_value(raw: &str) -> Value {
+    if let Ok(v) = serde_json::from_str(raw) {
+        return v;
     }
     if let Some(inner) = raw.strip_prefix("Some(").and_then(|r| r.strip_suffix(')')) {
         return parse_value(inner.trim());
     }
-    serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
+    ron_value::to_json(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
 }
 
 #[cfg(test)]
@@ -140,6 +172,7 @@ mod tests {
             "model.embed=Some(64)",
             "training.loss=MeanPerToken",
             "seed=7",
+            "training.lr_policy=DecayAfter(epoch: 2, factor: 0.5)",
         ])
         .unwrap();
         assert_eq!(e.training.epochs, 1);
@@ -148,6 +181,31 @@ mod tests {
         assert_eq!(e.model.embed, Some(64));
         assert_eq!(e.training.loss, LossScale::MeanPerToken);
         assert_eq!(e.seed, 7);
+        assert_eq!(
+            e.training.lr_policy,
+            crate::experiment::LrPolicy::DecayAfter {
+                epoch: 2,
+                factor: 0.5
+            }
+        );
+    }
+
+    #[test]
+    fn ron_values_reach_enums_inside_lists() {
+        let e = set(&[
+            "quantization=(groups: [(matrices: All, bits: 1)], iterations: 2, retrain: (length: Steps(10), lr: 0.5))",
+            "quantization.groups.0.method=Alternating(3)",
+            "quantization.baselines=[Greedy, UniformFitted]",
+            "quantization.retrain.length=Epochs(1)",
+        ])
+        .unwrap();
+        let q = e.quantization.unwrap();
+        assert_eq!(q.groups[0].method, crate::experiment::QuantMethod::Alternating(3));
+        assert_eq!(
+            q.baselines,
+            [crate::experiment::QuantMethod::Greedy, crate::experiment::QuantMethod::UniformFitted]
+        );
+        assert_eq!(q.retrain.length, crate::experiment::Length::Epochs(1));
     }
 
     #[test]
