@@ -17,4 +17,5 @@ pub mod quantize_file;
 pub mod record;
 pub mod report;
 pub mod store;
+pub mod sweep;
 pub mod ui;

@@ -251,8 +251,14 @@ fn a_fitted_step_clips_outliers_where_the_max_scaled_step_wastes_levels() {
         err(Method::UniformFitted),
         err(Method::ALTERNATING),
     );
-    assert!(fitted < 0.6 * by_max, "fitted {fitted} vs max-scaled {by_max}");
-    assert!(fitted < 1.25 * alternating, "fitted {fitted} vs alternating {alternating}");
+    assert!(
+        fitted < 0.6 * by_max,
+        "fitted {fitted} vs max-scaled {by_max}"
+    );
+    assert!(
+        fitted < 1.25 * alternating,
+        "fitted {fitted} vs alternating {alternating}"
+    );
 }
 
 #[test]

@@ -71,6 +71,21 @@ pub(super) enum Command {
     },
     /// Measure training throughput (tokens/s) at standard sizes.
     Bench(BenchArgs),
+    /// Run a sweep file: every cell of its grid as an ordinary run directory
+    /// inside one sweep directory, shared pre-training done once.
+    Sweep(SweepArgs),
+    /// Run one unit of a sweep directory (what `iq-tui sweep` starts for
+    /// each cell, and what a cluster job runs).
+    #[command(hide = true)]
+    RunCell {
+        sweep_dir: PathBuf,
+        /// The unit's name, as in sweep.json.
+        #[arg(long, conflicts_with = "index")]
+        unit: Option<String>,
+        /// The cell's index (0-based), as a job array's task id.
+        #[arg(long)]
+        index: Option<usize>,
+    },
     /// Open a run directory in the dashboard: a run that is going is
     /// followed live (pause, resume and stop reach it through its control
     /// file); quitting leaves it running.
@@ -154,6 +169,34 @@ pub(super) struct ResumeArgs {
     /// (its records are replaced).
     #[arg(long)]
     pub restart: bool,
+    /// For a sweep directory: try failed cells again.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// For a sweep directory: units at a time (default: the cores divided by
+    /// the threads each unit started with).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub jobs: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct SweepArgs {
+    /// A sweep file: `Sweep(name: …, base: "x.ron", grid: {…}, zip: {…}, seeds: […])`.
+    pub file: PathBuf,
+    /// No dashboard: one line per unit started and ended.
+    #[arg(long)]
+    pub headless: bool,
+    /// List the cells and the shared work, and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Units at a time (default: as many as fit the cores and memory).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub jobs: Option<u16>,
+    /// Threads per unit (default: the cores divided by --jobs).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
+    /// Sweep directory (default: <output.dir>/<name>-<timestamp>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

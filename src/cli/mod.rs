@@ -9,6 +9,7 @@
 mod args;
 mod error;
 mod run;
+mod sweep;
 mod tools;
 
 use std::process::ExitCode;
@@ -28,8 +29,21 @@ pub fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> CliResult {
     crate::model::gemm::select_backend().map_err(|e| CliError::bad(e.to_string()))?;
     match cli.command {
+        Some(Command::Run(args)) if sweep::is_sweep_file(&args.file) => sweep::from_run(args),
         Some(Command::Run(args)) => run::run(args),
+        Some(Command::Validate { file, set: _ }) if sweep::is_sweep_file(&file) => {
+            sweep::validate(&file)
+        }
         Some(Command::Validate { file, set }) => tools::validate(&file, &set.set),
+        Some(Command::Sweep(args)) => sweep::start(args),
+        Some(Command::RunCell {
+            sweep_dir,
+            unit,
+            index,
+        }) => sweep::run_cell(sweep_dir, unit, index),
+        Some(Command::Resume(args)) if crate::sweep::state::is_sweep_dir(&args.run_dir) => {
+            sweep::resume(args)
+        }
         Some(Command::Bench(args)) => tools::bench(args),
         Some(Command::FetchPtb { dir }) => tools::fetch_ptb(dir),
         Some(Command::Quantize(args)) => tools::quantize(args),

@@ -41,6 +41,11 @@ pub fn parse(path: &Path, text: &str, overrides: &[String]) -> Result<Experiment
     }
 }
 
+/// The semantic checks `load` runs, for experiments built in code (a sweep's cells).
+pub fn check(experiment: &Experiment) -> Vec<Problem> {
+    validate::check(experiment)
+}
+
 /// The resolved experiment as RON: every value after defaults and overrides.
 /// Parsing this text gives back the same experiment.
 pub fn to_ron(experiment: &Experiment) -> String {

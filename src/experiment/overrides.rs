@@ -58,8 +58,8 @@ pub fn assign(experiment: Experiment, assignments: &[Assignment]) -> Result<Expe
         };
         let slot = find_slot(&mut tree, path).map_err(problem)?;
         *slot = a.value.clone();
-        let parsed =
-            serde_json::from_value::<Experiment>(tree.clone()).map_err(|e| problem(e.to_string()))?;
+        let parsed = serde_json::from_value::<Experiment>(tree.clone())
+            .map_err(|e| problem(e.to_string()))?;
         // Round-trip so defaults of anything just set are in the tree for later paths.
         tree = serde_json::to_value(&parsed).expect("an experiment always serialises");
     }
@@ -200,10 +200,16 @@ mod tests {
         ])
         .unwrap();
         let q = e.quantization.unwrap();
-        assert_eq!(q.groups[0].method, crate::experiment::QuantMethod::Alternating(3));
+        assert_eq!(
+            q.groups[0].method,
+            crate::experiment::QuantMethod::Alternating(3)
+        );
         assert_eq!(
             q.baselines,
-            [crate::experiment::QuantMethod::Greedy, crate::experiment::QuantMethod::UniformFitted]
+            [
+                crate::experiment::QuantMethod::Greedy,
+                crate::experiment::QuantMethod::UniformFitted
+            ]
         );
         assert_eq!(q.retrain.length, crate::experiment::Length::Epochs(1));
     }

@@ -1,0 +1,163 @@
+//! The sweep directory and `sweep.json`, and each unit's state read from
+//! its run directory.
+//!
+//! ```text
+//! <sweep>/sweep.ron          the sweep, its base experiment resolved
+//! <sweep>/sweep.json         every unit: name, values, run directory, status
+//! <sweep>/experiments/*.ron  what each unit runs
+//! <sweep>/pretrain/<p>/      shared pre-training runs
+//! <sweep>/cells/<cell>/      one run directory per cell
+//! <sweep>/logs/<unit>.log    each unit's output
+//! <sweep>/lock               held by the process running the sweep
+//! ```
+//!
+//! The run directories are the truth: `sweep.json`'s status is what the
+//! sweep last saw, and [`observe`] reads the current one from the directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::lock;
+
+pub const STATE_FILE: &str = "sweep.json";
+
+/// What became of a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Not started.
+    Pending,
+    /// A process is writing it.
+    Running,
+    /// Stopped, or its process was killed: resumable from its checkpoint.
+    Stopped,
+    Failed,
+    /// Its pre-training failed, so it cannot start.
+    Blocked,
+    Finished,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Stopped => "stopped",
+            Status::Failed => "failed",
+            Status::Blocked => "blocked",
+            Status::Finished => "finished",
+        }
+    }
+}
+
+/// One unit in `sweep.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitEntry {
+    pub name: String,
+    /// Relative to the sweep directory.
+    pub dir: PathBuf,
+    /// Relative to the sweep directory: the experiment it runs.
+    pub experiment: PathBuf,
+    /// The varied fields and their values as RON text (empty for pre-training).
+    #[serde(default)]
+    pub values: Vec<(String, String)>,
+    /// Index of the pre-training it starts from.
+    #[serde(default)]
+    pub after: Option<usize>,
+    pub status: Status,
+    /// The last error a failed unit printed.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// `sweep.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepState {
+    pub name: String,
+    /// The sweep file it was expanded from.
+    pub source: PathBuf,
+    pub created: String,
+    /// Threads each unit runs with, kept across resumes so that a resumed
+    /// sweep computes with the same arithmetic.
+    pub threads: usize,
+    /// The varied fields, in the file's order.
+    pub axes: Vec<String>,
+    pub pretrains: Vec<UnitEntry>,
+    pub cells: Vec<UnitEntry>,
+}
+
+impl SweepState {
+    pub fn read(dir: &Path) -> Result<Self, String> {
+        let path = dir.join(STATE_FILE);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{}:{}:{}: not a sweep state file: {e}",
+                path.display(),
+                e.line(),
+                e.column()
+            )
+        })
+    }
+
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).expect("a sweep state always serialises");
+        crate::atomic::write(&dir.join(STATE_FILE), &json)
+    }
+
+    /// Every unit, pre-training first.
+    pub fn units(&self) -> impl Iterator<Item = &UnitEntry> {
+        self.pretrains.iter().chain(&self.cells)
+    }
+}
+
+/// Whether `dir` is a sweep directory.
+pub fn is_sweep_dir(dir: &Path) -> bool {
+    dir.join(STATE_FILE).is_file()
+}
+
+/// A unit's state as its run directory shows it now.
+pub fn observe(run_dir: &Path) -> Status {
+    if run_dir.join("summary.json").is_file() {
+        return Status::Finished;
+    }
+    if !run_dir.join("events.jsonl").is_file() {
+        return Status::Pending;
+    }
+    if lock::writer(run_dir).is_some() {
+        return Status::Running;
+    }
+    match last_ending(&run_dir.join("events.jsonl")) {
+        Some(Ending::Failed) => Status::Failed,
+        _ => Status::Stopped,
+    }
+}
+
+enum Ending {
+    Failed,
+    Other,
+}
+
+/// How the event log ends, from its last line (no need to read it all).
+fn last_ending(events: &Path) -> Option<Ending> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(events).ok()?;
+    let len = f.metadata().ok()?.len();
+    let from = len.saturating_sub(64 * 1024);
+    f.seek(SeekFrom::Start(from)).ok()?;
+    let mut tail = String::new();
+    f.read_to_string(&mut tail).ok()?;
+    let last = tail.lines().rev().find(|l| !l.trim().is_empty())?;
+    Some(if last.contains("\"type\":\"failed\"") {
+        Ending::Failed
+    } else {
+        Ending::Other
+    })
+}
+
+/// The sweep directory a unit lives in, for messages.
+pub fn unit_path(sweep_dir: &Path, unit: &UnitEntry) -> PathBuf {
+    sweep_dir.join(&unit.dir)
+}
