@@ -10,8 +10,8 @@ use plotters::style::colors::colormaps::ViridisRGB;
 
 use crate::record::series::HistogramSet;
 
-const FONT: &str = "sans-serif";
-const SIZE: (u32, u32) = (1100, 560);
+pub(super) const FONT: &str = "sans-serif";
+pub(super) const SIZE: (u32, u32) = (1100, 560);
 
 fn ensure_font() {
     static ONCE: Once = Once::new();
@@ -58,18 +58,18 @@ pub struct LineChart {
     pub named_x: Option<(f64, String)>,
 }
 
-type DrawResult = Result<(), String>;
+pub(super) type DrawResult = Result<(), String>;
 
-fn err<E: std::fmt::Debug>(e: E) -> String {
+pub(super) fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
 
 /// What a chart draws; written once as SVG and once as PNG (`<stem>.svg`,
 /// `<stem>.png`) by the same generic drawing function.
-struct Both<F>(F);
+pub(super) struct Both<F>(pub F);
 
 impl<F> Both<F> {
-    fn save(
+    pub(super) fn save(
         self,
         stem: &Path,
         size: (u32, u32),
@@ -102,7 +102,7 @@ impl<F> Both<F> {
     }
 }
 
-fn bounds(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+pub(super) fn bounds(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     values
         .filter(|v| v.is_finite())
         .fold(None, |acc, v| match acc {
@@ -111,7 +111,7 @@ fn bounds(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
         })
 }
 
-fn padded(lo: f64, hi: f64, fraction: f64) -> (f64, f64) {
+pub(super) fn padded(lo: f64, hi: f64, fraction: f64) -> (f64, f64) {
     let span = (hi - lo).abs().max(1e-9);
     (lo - span * fraction, hi + span * fraction)
 }
@@ -122,13 +122,13 @@ pub fn line_chart(stem: &Path, chart: &LineChart) -> Result<Vec<PathBuf>, String
 
 /// A linear f64 axis whose ticks are exactly `ticks` (see `report::ticks`).
 #[derive(Clone)]
-struct Ticked {
+pub(super) struct Ticked {
     inner: plotters::coord::types::RangedCoordf64,
     ticks: Vec<f64>,
 }
 
 impl Ticked {
-    fn new(lo: f64, hi: f64, ticks: Vec<f64>) -> Self {
+    pub(super) fn new(lo: f64, hi: f64, ticks: Vec<f64>) -> Self {
         Self {
             inner: (lo..hi).into(),
             ticks,
@@ -160,7 +160,7 @@ impl plotters::coord::ranged1d::ValueFormatter<f64> for Ticked {
 }
 
 /// A value as a tick label: short, and never rounded to zero.
-fn tick_label(v: f64) -> String {
+pub(super) fn tick_label(v: f64) -> String {
     let a = v.abs();
     if a == 0.0 {
         "0".into()
@@ -193,7 +193,7 @@ fn wrap_words(text: &str, width: usize) -> Vec<String> {
 
 /// How a key lays out its entries.
 #[derive(Clone, Copy)]
-enum KeyLayout {
+pub(super) enum KeyLayout {
     /// Top to bottom, beside a plot.
     Column,
     /// Left to right, above a set of panels.
@@ -202,7 +202,7 @@ enum KeyLayout {
 
 /// A key, never over the data: a stroke of colour (dashed for reference
 /// lines) and the name of each series.
-fn draw_key<DB: DrawingBackend>(
+pub(super) fn draw_key<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     entries: &[(String, RGBColor, bool)],
     layout: KeyLayout,

@@ -221,3 +221,94 @@ pub fn comparison(runs: &[RunRecords], subdirs: &[PathBuf], charts: &[&str], to:
     }
     md
 }
+
+fn stat(s: Option<super::sweep::Stat>, digits: usize) -> String {
+    match s {
+        None => "–".into(),
+        Some(s) if s.n > 1 => format!("{:.digits$} ± {:.digits$} (n={})", s.mean, s.std, s.n),
+        Some(s) => format!("{:.digits$} (n=1)", s.mean),
+    }
+}
+
+/// `sweep.md`: the groups (mean ± standard deviation over seeds), the
+/// Pareto chart, every cell, and links to the cells' reports.
+pub fn sweep_report(
+    state: &crate::sweep::SweepState,
+    rows: &[super::sweep::CellRow],
+    groups: &[super::sweep::GroupRow],
+    pareto: bool,
+    reports: &[(String, PathBuf)],
+) -> String {
+    use crate::sweep::expand::short_path;
+    let mut md = format!("# Sweep {}\n\n", state.name);
+    let finished = rows.iter().filter(|r| r.status == "finished").count();
+    let _ = writeln!(
+        md,
+        "{finished} of {} cells finished; created {}; each unit ran on {} thread{}.\n",
+        rows.len(),
+        state.created,
+        state.threads,
+        if state.threads == 1 { "" } else { "s" }
+    );
+    let named: Vec<&str> = super::sweep::group_axes(&state.axes)
+        .iter()
+        .map(|(i, _)| short_path(&state.axes[*i]))
+        .collect();
+    let _ = writeln!(md, "## Groups (mean ± standard deviation over seeds)\n");
+    let mut head = named.iter().map(|n| format!("| {n} ")).collect::<String>();
+    head.push_str("| fp test | final test | vs fp (%) | quant. loss | packed |\n");
+    head.push_str(&"|---".repeat(named.len() + 5));
+    let _ = writeln!(md, "{head}|");
+    for g in groups {
+        let vals: String = g.values.iter().map(|v| format!("| `{v}` ")).collect();
+        let _ = writeln!(
+            md,
+            "{vals}| {} | {} | {} | {} | {} |",
+            stat(g.fp_test_ppl, 2),
+            stat(g.final_test_ppl, 2),
+            stat(g.final_vs_fp_pct, 1),
+            stat(g.quant_loss, 4),
+            bytes(g.packed_bytes.map(|s| s.mean.round() as u64)),
+        );
+    }
+    if pareto {
+        let _ = writeln!(
+            md,
+            "\n![Pareto chart](pareto.svg)\n\nFinal test perplexity against packed size; the joined points are those no other beats on both.\n"
+        );
+    }
+    let _ = writeln!(md, "## Cells\n");
+    let mut head = String::from("| cell ");
+    for (_, a) in super::sweep::group_axes(&state.axes) {
+        let _ = write!(head, "| {} ", short_path(&a));
+    }
+    head.push_str("| seed | status | fp test | best one-shot test | final test | vs fp | packed | compression |\n");
+    head.push_str(&"|---".repeat(super::sweep::group_axes(&state.axes).len() + 9));
+    let _ = writeln!(md, "{head}|");
+    let keep = super::sweep::group_axes(&state.axes);
+    for r in rows {
+        let report = reports.iter().find(|(c, _)| *c == r.cell);
+        let cell = match report {
+            Some((_, path)) => format!("[{}]({})", r.cell, path.display()),
+            None => r.cell.clone(),
+        };
+        let vals: String = keep
+            .iter()
+            .map(|(i, _)| format!("| `{}` ", r.values[*i]))
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {cell} {vals}| {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.seed.map_or("–".into(), |s| s.to_string()),
+            r.status,
+            num(r.fp_test_ppl, 2),
+            num(r.one_shot_test_ppl, 2),
+            num(r.final_test_ppl, 2),
+            r.final_vs_fp_pct
+                .map_or("–".into(), |p| format!("{p:+.1} %")),
+            bytes(r.packed_bytes),
+            r.compression.map_or("–".into(), |c| format!("{c:.1}×")),
+        );
+    }
+    md
+}

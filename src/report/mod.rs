@@ -10,6 +10,8 @@
 pub mod charts;
 mod figures;
 mod markdown;
+pub mod pareto;
+pub mod sweep;
 mod ticks;
 
 use std::path::{Path, PathBuf};
@@ -418,6 +420,12 @@ pub fn default_destination(runs: &[PathBuf]) -> PathBuf {
 
 /// Loads and exports one or several runs.
 pub fn export(dirs: &[PathBuf], to: Option<&Path>) -> Result<Exported, ReportError> {
+    if let [one] = dirs {
+        if crate::sweep::state::is_sweep_dir(one) {
+            let to = to.map_or_else(|| default_destination(dirs), Path::to_path_buf);
+            return sweep::export_sweep(one, &to);
+        }
+    }
     let runs = dirs
         .iter()
         .map(|d| load(d))
