@@ -44,9 +44,14 @@ pub fn combinations(grid: &[usize], zip: Option<usize>, seeds: usize) -> Vec<Vec
 /// Every cell, or every problem found in any of them (each named once).
 pub fn expand(sweep: &SweepFile) -> Result<Vec<CellSpec>, ExperimentError> {
     let mut problems = shape_problems(sweep);
-    if !problems.is_empty() {
+    // Cells cannot be formed from an empty axis or unequal zip axes; other
+    // problems are reported with those of the cells.
+    let unformed = sweep.grid.iter().chain(&sweep.zip).any(|a| a.values.is_empty())
+        || sweep.zip.iter().any(|a| a.values.len() != sweep.zip[0].values.len());
+    if unformed {
         return Err(ExperimentError::new(&sweep.path, &sweep.text, problems));
     }
+    let reported: Vec<Option<String>> = problems.iter().map(|p| p.field.clone()).collect();
     let zip_len = sweep.zip.first().map(|a| a.values.len());
     let seed_values: Vec<String> = sweep.seeds.iter().map(u64::to_string).collect();
     let seed_axis = Axis {
@@ -74,7 +79,7 @@ pub fn expand(sweep: &SweepFile) -> Result<Vec<CellSpec>, ExperimentError> {
         if !sweep.seeds.is_empty() {
             values.push(("seed".into(), seed_axis.values[*it.next().unwrap()].clone()));
         }
-        match cell_experiment(sweep, index, &values) {
+        match cell_experiment(sweep, index, &values, &reported) {
             Ok((name, experiment)) => cells.push(CellSpec {
                 index,
                 name,
@@ -82,12 +87,9 @@ pub fn expand(sweep: &SweepFile) -> Result<Vec<CellSpec>, ExperimentError> {
                 experiment,
             }),
             Err(found) => {
-                for p in found {
+                for (field, message, p) in found {
                     // The same bad value fails in every cell it is in: once is enough.
-                    if seen
-                        .insert((p.field.clone(), p.message.clone()), ())
-                        .is_none()
-                    {
+                    if !reported.contains(&p.field) && seen.insert((field, message), ()).is_none() {
                         problems.push(p);
                     }
                 }
@@ -214,20 +216,26 @@ fn shape_problems(sweep: &SweepFile) -> Vec<Problem> {
     problems
 }
 
+/// A problem with what makes it the same in every cell: its field and message.
+type Keyed = (Option<String>, String, Problem);
+
 fn cell_experiment(
     sweep: &SweepFile,
     index: usize,
     values: &[(String, String)],
-) -> Result<(String, Experiment), Vec<Problem>> {
+    reported: &[Option<String>],
+) -> Result<(String, Experiment), Vec<Keyed>> {
+    let keyed = |p: Problem| (p.field.clone(), p.message.clone(), p);
     let mut assignments = Vec::new();
-    for (path, text) in values {
+    // An axis already found wrong is left out, so the others are still checked.
+    for (path, text) in values.iter().filter(|(p, _)| !reported.contains(&Some(p.clone()))) {
         let value = experiment::ron_to_json(text).map_err(|m| {
-            vec![problem(
+            vec![keyed(problem(
                 sweep,
                 path,
                 Some(text),
                 format!("value `{text}`: {m}"),
-            )]
+            ))]
         })?;
         assignments.push(Assignment {
             path: path.clone(),
@@ -241,28 +249,26 @@ fn cell_experiment(
             .iter()
             .find(|(a, _)| *a == path)
             .map(|(_, t)| t.as_str());
-        vec![problem(sweep, &path, text, p.message)]
+        vec![keyed(problem(sweep, &path, text, p.message))]
     })?;
     let name = cell_name(index, values);
     e.name = format!("{}-{name}", sweep.name);
-    let found: Vec<Problem> = experiment::check(&e)
+    let same = |a: &str, b: &str| {
+        let named = |p: &str| -> Vec<String> {
+            p.split('.').filter(|k| k.parse::<usize>().is_err()).map(String::from).collect()
+        };
+        let (a, b) = (named(a), named(b));
+        a.starts_with(&b) || b.starts_with(&a)
+    };
+    let found: Vec<Keyed> = experiment::check(&e)
         .into_iter()
         .map(|p| {
             let field = p.field.clone().unwrap_or_default();
+            let key = (p.field.clone(), p.message.clone());
             // Name the axis whose value made the field wrong, where one did.
-            let axis = values.iter().find(|(a, _)| {
-                field == *a
-                    || field.starts_with(&format!("{a}."))
-                    || a.starts_with(&format!("{field}."))
-            });
-            match axis {
+            let problem = match values.iter().find(|(a, _)| same(a, &field)) {
                 Some((a, t)) => {
-                    let mut q = problem(
-                        sweep,
-                        a,
-                        Some(t),
-                        format!("value `{t}`: {field}: {}", p.message),
-                    );
+                    let mut q = problem(sweep, a, Some(t), format!("value `{t}`: {}", p.message));
                     q.allowed = p.allowed;
                     q
                 }
@@ -271,7 +277,8 @@ fn cell_experiment(
                     position: None,
                     ..p
                 },
-            }
+            };
+            (key.0, key.1, problem)
         })
         .collect();
     if found.is_empty() {
