@@ -170,9 +170,14 @@ fn print_plan(
         for (k, p) in plan.pretrains.iter().enumerate() {
             let n = plan.cells.iter().filter(|u| u.after == Some(k)).count();
             println!(
-                "  {}  {} epochs, seed {}, for {n} cell{}",
+                "  {}  {} epoch{}, seed {}, for {n} cell{}",
                 p.name,
                 p.experiment.training.epochs,
+                if p.experiment.training.epochs == 1 {
+                    ""
+                } else {
+                    "s"
+                },
                 p.experiment.seed,
                 if n == 1 { "" } else { "s" }
             );

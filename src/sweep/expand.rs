@@ -46,8 +46,15 @@ pub fn expand(sweep: &SweepFile) -> Result<Vec<CellSpec>, ExperimentError> {
     let mut problems = shape_problems(sweep);
     // Cells cannot be formed from an empty axis or unequal zip axes; other
     // problems are reported with those of the cells.
-    let unformed = sweep.grid.iter().chain(&sweep.zip).any(|a| a.values.is_empty())
-        || sweep.zip.iter().any(|a| a.values.len() != sweep.zip[0].values.len());
+    let unformed = sweep
+        .grid
+        .iter()
+        .chain(&sweep.zip)
+        .any(|a| a.values.is_empty())
+        || sweep
+            .zip
+            .iter()
+            .any(|a| a.values.len() != sweep.zip[0].values.len());
     if unformed {
         return Err(ExperimentError::new(&sweep.path, &sweep.text, problems));
     }
@@ -228,7 +235,10 @@ fn cell_experiment(
     let keyed = |p: Problem| (p.field.clone(), p.message.clone(), p);
     let mut assignments = Vec::new();
     // An axis already found wrong is left out, so the others are still checked.
-    for (path, text) in values.iter().filter(|(p, _)| !reported.contains(&Some(p.clone()))) {
+    for (path, text) in values
+        .iter()
+        .filter(|(p, _)| !reported.contains(&Some(p.clone())))
+    {
         let value = experiment::ron_to_json(text).map_err(|m| {
             vec![keyed(problem(
                 sweep,
@@ -255,7 +265,10 @@ fn cell_experiment(
     e.name = format!("{}-{name}", sweep.name);
     let same = |a: &str, b: &str| {
         let named = |p: &str| -> Vec<String> {
-            p.split('.').filter(|k| k.parse::<usize>().is_err()).map(String::from).collect()
+            p.split('.')
+                .filter(|k| k.parse::<usize>().is_err())
+                .map(String::from)
+                .collect()
         };
         let (a, b) = (named(a), named(b));
         a.starts_with(&b) || b.starts_with(&a)
