@@ -276,26 +276,11 @@ pub(super) fn resume(args: ResumeArgs) -> CliResult {
 pub(super) fn open(run_dir: PathBuf) -> CliResult {
     let events = run_dir.join("events.jsonl");
     if !events.is_file() {
-        // A directory of runs (`runs/`) is the common mistake: name them.
-        let runs: Vec<String> = std::fs::read_dir(&run_dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.path().join("events.jsonl").is_file())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        let hint = match runs.first() {
-            Some(first) => format!(
-                "; it holds {} run director{} ({first}{}): open one with `iq-tui {}`, or compare them with `iq-tui export`",
-                runs.len(),
-                if runs.len() == 1 { "y" } else { "ies" },
-                if runs.len() > 1 { ", …" } else { "" },
-                run_dir.join(first).display()
-            ),
-            None => " (`iq-tui run` writes one into every run directory)".into(),
-        };
+        if crate::ui::explorable(&run_dir) {
+            return explore(run_dir);
+        }
         return Err(CliError::bad(format!(
-            "{}: no events.jsonl here, so it is not a run directory{hint}",
+            "{}: no events.jsonl here, so it is not a run directory, and it holds no run directories or sweep.json to explore (`iq-tui run` writes events.jsonl into every run directory)",
             run_dir.display()
         )));
     }
@@ -327,8 +312,24 @@ pub(super) fn open(run_dir: PathBuf) -> CliResult {
             .map_err(|e| CliError::failed(format!("cannot watch for signals: {e}")))?;
     }
     let keymap = Keymap::load().map_err(|e| CliError::bad(format!("keymap {e}")))?;
-    run_dashboard(Source::Follow { records, tail }, run_dir, keymap, terminate)
-        .map_err(|e| CliError::bad(e.to_string()))?;
+    let source = Source::Follow {
+        records,
+        tail,
+        back: false,
+    };
+    run_dashboard(source, run_dir, keymap, terminate).map_err(|e| CliError::bad(e.to_string()))?;
+    Ok(Done::Finished)
+}
+
+/// The explorer on a sweep directory or a directory of runs.
+pub(super) fn explore(dir: PathBuf) -> CliResult {
+    let terminate = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(signal, terminate.clone())
+            .map_err(|e| CliError::failed(format!("cannot watch for signals: {e}")))?;
+    }
+    let keymap = Keymap::load().map_err(|e| CliError::bad(format!("keymap {e}")))?;
+    crate::ui::run_explorer(dir, keymap, terminate).map_err(|e| CliError::bad(e.to_string()))?;
     Ok(Done::Finished)
 }
 
@@ -342,7 +343,7 @@ fn checkpoint_every() -> Option<f64> {
     (seconds > 0.0).then_some(seconds)
 }
 
-fn check_terminal(headless: bool, command: &str) -> Result<(), CliError> {
+pub(super) fn check_terminal(headless: bool, command: &str) -> Result<(), CliError> {
     use std::io::IsTerminal;
     if !headless && !std::io::stdout().is_terminal() {
         return Err(CliError::bad(format!(

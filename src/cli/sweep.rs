@@ -100,11 +100,7 @@ pub(super) fn start(args: SweepArgs) -> CliResult {
         return Ok(Done::Finished);
     }
     if !args.headless {
-        return Err(CliError::bad(format!(
-            "a sweep runs without a dashboard for now: `iq-tui sweep {} --headless`, then watch it with `iq-tui {}`",
-            args.file.display(),
-            out.display()
-        )));
+        super::run::check_terminal(false, &format!("sweep {}", args.file.display()))?;
     }
     if out.exists() && fs::read_dir(&out).is_ok_and(|mut d| d.next().is_some()) {
         return Err(CliError::bad(format!(
@@ -125,6 +121,10 @@ pub(super) fn start(args: SweepArgs) -> CliResult {
     }
     let mut state = sweep::initial_state(&s, &plan, &cells, threads);
     state.write(&root).map_err(write)?;
+    if !args.headless {
+        drop(lock);
+        return in_background(&root, jobs);
+    }
     say(&format!(
         "sweep directory: {} ({} cells, {} shared pre-training, {jobs} at a time, {threads} thread{} each)",
         root.display(),
@@ -206,16 +206,21 @@ pub(super) fn resume(args: ResumeArgs) -> CliResult {
     let root = std::path::absolute(&args.run_dir)
         .map_err(|e| CliError::failed(format!("{}: {e}", args.run_dir.display())))?;
     let mut state = SweepState::read(&root).map_err(CliError::bad)?;
-    if !args.headless {
-        return Err(CliError::bad(format!(
-            "a sweep resumes without a dashboard for now: `iq-tui resume {} --headless`",
-            args.run_dir.display()
-        )));
-    }
     let lock = RunLock::acquire(&root).map_err(lock_error)?;
     let jobs = args
         .jobs
         .map_or_else(|| (cores() / state.threads).max(1), usize::from);
+    if !args.headless {
+        super::run::check_terminal(false, &format!("resume {}", args.run_dir.display()))?;
+        drop(lock);
+        if args.retry_failed {
+            return Err(CliError::bad(format!(
+                "--retry-failed runs headless: `iq-tui resume {} --headless --retry-failed`",
+                args.run_dir.display()
+            )));
+        }
+        return in_background(&root, jobs);
+    }
     refresh(&root, &mut state);
     let left = state
         .units()
@@ -232,6 +237,62 @@ pub(super) fn resume(args: ResumeArgs) -> CliResult {
     drop(lock);
     result
 }
+
+/// Runs the sweep in a process group of its own (`iq-tui resume DIR
+/// --headless`, its lines in `DIR/sweep.log`) and shows it in the explorer.
+/// The sweep outlives the explorer, as a cluster job does; `kill -TERM` on
+/// its pid (the explorer shows it) stops it with checkpoints.
+fn in_background(root: &Path, jobs: usize) -> CliResult {
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::failed(format!("cannot find the iq-tui executable: {e}")))?;
+    let log_path = root.join("sweep.log");
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| CliError::failed(format!("cannot write {}: {e}", log_path.display())))?;
+    let err = log
+        .try_clone()
+        .map_err(|e| CliError::failed(e.to_string()))?;
+    let mut command = Command::new(exe);
+    command
+        .arg("resume")
+        .arg(root)
+        .arg("--headless")
+        .arg("--jobs")
+        .arg(jobs.to_string())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err);
+    own_group(&mut command);
+    let mut child = command
+        .spawn()
+        .map_err(|e| CliError::failed(format!("cannot start the sweep: {e}")))?;
+    // Its lock shows that it started; an early exit, why not.
+    let started = Instant::now();
+    while crate::store::lock::writer(root).is_none() {
+        let ended = child.try_wait().ok().flatten().is_some();
+        if ended || started.elapsed() > Duration::from_secs(10) {
+            let said = fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(CliError::failed(format!(
+                "the sweep did not start: {}",
+                said.lines().last().unwrap_or("see its log")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    super::run::explore(root.to_path_buf())
+}
+
+/// A process group of its own: Ctrl-C in the explorer's terminal does not reach it.
+#[cfg(unix)]
+fn own_group(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    command.process_group(0);
+}
+
+#[cfg(not(unix))]
+fn own_group(_: &mut Command) {}
 
 /// Reads every unit's status from its run directory.
 fn refresh(root: &Path, state: &mut SweepState) {

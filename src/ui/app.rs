@@ -38,6 +38,8 @@ pub enum Source {
     Follow {
         records: Vec<Record>,
         tail: EventTail,
+        /// Opened from the explorer: Esc goes back to it.
+        back: bool,
     },
 }
 
@@ -64,13 +66,14 @@ pub fn run_dashboard(
     let watching = matches!(source, Source::Follow { .. });
     let mut state = State::new(watching, keymap.describe());
     state.watching = watching;
+    state.back = matches!(source, Source::Follow { back: true, .. });
     let mut feed = match source {
         Source::Live { records, control } => Feed {
             records: Some(records),
             tail: None,
             driver: Driver::InProcess(control),
         },
-        Source::Follow { records, tail } => {
+        Source::Follow { records, tail, .. } => {
             restart(&mut state, &records);
             Feed {
                 records: None,

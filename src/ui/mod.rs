@@ -5,9 +5,11 @@
 
 pub mod action;
 mod app;
+pub mod explorer;
 pub mod keymap;
 pub mod state;
 pub mod update;
 pub mod view;
 
 pub use app::{run_dashboard, Source};
+pub use explorer::{explorable, run_explorer};

@@ -69,6 +69,8 @@ pub struct State {
     pub distribution: bool,
     /// Lines the log is scrolled back from its end.
     pub log_scroll: usize,
+    /// Opened from the explorer: Esc goes back to it.
+    pub back: bool,
     /// Last message for the status line (export done, …).
     pub notice: Option<String>,
     /// The keys of every action, from the keymap in force: the help
@@ -93,6 +95,7 @@ impl State {
             writer: None,
             distribution: false,
             log_scroll: 0,
+            back: false,
             notice: None,
             keys,
         }

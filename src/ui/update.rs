@@ -69,6 +69,8 @@ pub fn update(state: &mut State, action: Action) -> Option<Command> {
             state.log_scroll = (state.log_scroll + 5).min(state.run.log.len().saturating_sub(1))
         }
         Action::LogDown => state.log_scroll = state.log_scroll.saturating_sub(5),
+        // Esc with no question open goes back to the explorer it came from.
+        Action::Cancel if state.back => return Some(Command::Exit),
         _ => {}
     }
     None

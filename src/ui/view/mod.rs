@@ -6,7 +6,7 @@
 //! `sparsity.rs`); this one draws the frame around them: status, progress
 //! or result, tabs, the log pane, the key hints and the overlays.
 
-mod fit;
+pub(crate) mod fit;
 mod overview;
 mod sparsity;
 mod training;
