@@ -3,6 +3,7 @@
 //! `keys.rs`. Every run is followed from its own directory, the same way
 //! `iq-tui open` follows one; Enter opens its dashboard and Esc comes back.
 
+mod charts;
 mod keys;
 pub mod model;
 pub mod view;
@@ -167,10 +168,12 @@ pub fn run_explorer(
                 explorer.notice = opened.err();
             }
             Ok(Some(Effect::Export)) => {
-                explorer.notice = Some(match crate::report::export(&[root.clone()], None) {
-                    Ok(done) => format!("exported to {}", done.dir.display()),
-                    Err(e) => format!("export failed: {e}"),
-                });
+                explorer.notice = Some(
+                    match crate::report::export(std::slice::from_ref(&root), None) {
+                        Ok(done) => format!("exported to {}", done.dir.display()),
+                        Err(e) => format!("export failed: {e}"),
+                    },
+                );
             }
             Ok(Some(Effect::Quit) | None) => break Ok(()),
             Err(e) => break Err(e),
