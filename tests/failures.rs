@@ -298,22 +298,22 @@ fn a_record_cut_short_of_the_end_its_summary_proves_is_reported_as_such() {
 }
 
 #[test]
-fn opening_a_directory_of_runs_names_the_runs_in_it() {
+fn a_directory_of_runs_opens_in_the_explorer_which_needs_a_terminal() {
     let tmp = tempfile::tempdir().unwrap();
     refused(
         &["open", tmp.path().to_str().unwrap()],
-        "not a run directory",
+        "not a run directory, and it holds no run directories or sweep.json",
     );
     let run = tmp.path().join("smoke-1");
     std::fs::create_dir(&run).unwrap();
     std::fs::write(run.join("events.jsonl"), "").unwrap();
     refused(
         &["open", tmp.path().to_str().unwrap()],
-        "holds 1 run directory (smoke-1)",
+        "the explorer needs a terminal",
     );
     // `iq-tui DIR` reads a directory as `open`
     refused(
         &[tmp.path().to_str().unwrap()],
-        "compare them with `iq-tui export`",
+        "writes the same tables as files",
     );
 }

@@ -425,6 +425,14 @@ pub fn export(dirs: &[PathBuf], to: Option<&Path>) -> Result<Exported, ReportErr
             let to = to.map_or_else(|| default_destination(dirs), Path::to_path_buf);
             return sweep::export_sweep(one, &to);
         }
+        // A directory of runs (`runs/`) is compared as its runs.
+        let inside = crate::store::run_dirs(one);
+        if !one.join("events.jsonl").is_file() && !inside.is_empty() {
+            return export(
+                &inside,
+                Some(&to.map_or_else(|| default_destination(&inside), Path::to_path_buf)),
+            );
+        }
     }
     let runs = dirs
         .iter()

@@ -27,6 +27,19 @@ use serde::Serialize;
 
 use crate::record::{Listener, Record};
 
+/// The run directories directly inside `dir`, by name.
+pub fn run_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("events.jsonl").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
 /// Why the run directory could not be written.
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {source}")]

@@ -12,7 +12,8 @@ pub struct CellSpec {
     pub index: usize,
     /// Unique within the sweep and usable as a directory name.
     pub name: String,
-    /// The varied fields and their values as RON text, seed last.
+    /// The varied fields and what their values are called (their labels,
+    /// or their RON text on one line), seed last.
     pub values: Vec<(String, String)>,
     pub experiment: Experiment,
 }
@@ -63,7 +64,9 @@ pub fn expand(sweep: &SweepFile) -> Result<Vec<CellSpec>, ExperimentError> {
     let seed_values: Vec<String> = sweep.seeds.iter().map(u64::to_string).collect();
     let seed_axis = Axis {
         path: "seed".into(),
+        labels: seed_values.clone(),
         values: seed_values,
+        labelled: false,
     };
     let lens: Vec<usize> = sweep.grid.iter().map(|a| a.values.len()).collect();
     let mut cells = Vec::new();
@@ -73,24 +76,29 @@ pub fn expand(sweep: &SweepFile) -> Result<Vec<CellSpec>, ExperimentError> {
         .enumerate()
     {
         let mut values = Vec::new();
+        let mut labels = Vec::new();
+        let mut take = |axis: &Axis, i: usize| {
+            values.push((axis.path.clone(), axis.values[i].clone()));
+            labels.push((axis.path.clone(), axis.labels[i].clone()));
+        };
         let mut it = choice.iter();
         for axis in &sweep.grid {
-            values.push((axis.path.clone(), axis.values[*it.next().unwrap()].clone()));
+            take(axis, *it.next().unwrap());
         }
         if zip_len.is_some() {
             let row = *it.next().unwrap();
             for axis in &sweep.zip {
-                values.push((axis.path.clone(), axis.values[row].clone()));
+                take(axis, row);
             }
         }
         if !sweep.seeds.is_empty() {
-            values.push(("seed".into(), seed_axis.values[*it.next().unwrap()].clone()));
+            take(&seed_axis, *it.next().unwrap());
         }
-        match cell_experiment(sweep, index, &values, &reported) {
+        match cell_experiment(sweep, index, &values, &labels, &reported) {
             Ok((name, experiment)) => cells.push(CellSpec {
                 index,
                 name,
-                values,
+                values: labels,
                 experiment,
             }),
             Err(found) => {
@@ -230,6 +238,7 @@ fn cell_experiment(
     sweep: &SweepFile,
     index: usize,
     values: &[(String, String)],
+    labels: &[(String, String)],
     reported: &[Option<String>],
 ) -> Result<(String, Experiment), Vec<Keyed>> {
     let keyed = |p: Problem| (p.field.clone(), p.message.clone(), p);
@@ -261,7 +270,7 @@ fn cell_experiment(
             .map(|(_, t)| t.as_str());
         vec![keyed(problem(sweep, &path, text, p.message))]
     })?;
-    let name = cell_name(index, values);
+    let name = cell_name(index, labels);
     e.name = format!("{}-{name}", sweep.name);
     let same = |a: &str, b: &str| {
         let named = |p: &str| -> Vec<String> {
@@ -286,7 +295,7 @@ fn cell_experiment(
                     q
                 }
                 None => Problem {
-                    message: format!("with {}: {}", describe(values), p.message),
+                    message: format!("with {}: {}", describe(labels), p.message),
                     position: None,
                     ..p
                 },

@@ -29,7 +29,42 @@ struct Raw {
 
 /// Axes in the order the file lists them.
 #[derive(Debug, Default)]
-struct Axes(Vec<(String, Vec<Box<RawValue>>)>);
+struct Axes(Vec<(String, Values)>);
+
+/// An axis's values: a list, or a map from a label to each value (for
+/// values too long to name a cell by, e.g. a whole pruning configuration).
+#[derive(Debug, Default)]
+struct Values(Vec<(Option<String>, Box<RawValue>)>);
+
+impl<'de> Deserialize<'de> for Values {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> Visitor<'de> for Either {
+            type Value = Values;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#"a list of values, e.g. [1, 2], or a map from labels to values, e.g. {"none": None, "70%": Some((…))}"#)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Values, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = seq.next_element::<Box<RawValue>>()? {
+                    v.push((None, x));
+                }
+                Ok(Values(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Values, A::Error> {
+                let mut v = Vec::new();
+                while let Some((k, x)) = map.next_entry::<String, Box<RawValue>>()? {
+                    v.push((Some(k), x));
+                }
+                Ok(Values(v))
+            }
+        }
+        d.deserialize_any(Either)
+    }
+}
 
 impl<'de> Deserialize<'de> for Axes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -43,7 +78,7 @@ impl<'de> Deserialize<'de> for Axes {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Axes, A::Error> {
                 let mut axes = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, Vec<Box<RawValue>>>()? {
+                while let Some((k, v)) = map.next_entry::<String, Values>()? {
                     axes.push((k, v));
                 }
                 Ok(Axes(axes))
@@ -58,6 +93,52 @@ impl<'de> Deserialize<'de> for Axes {
 pub struct Axis {
     pub path: String,
     pub values: Vec<String>,
+    /// What each value is called in cell names, tables and charts: its
+    /// label when the file gives one, else its RON text on one line.
+    pub labels: Vec<String>,
+    /// Whether the file gave the labels (a map of values).
+    pub labelled: bool,
+}
+
+/// RON text on one line: runs of white space become one space, none after
+/// an opening or before a closing bracket, no trailing commas; string
+/// literals are kept as written.
+pub fn compact(text: &str) -> String {
+    let mut out = String::new();
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut space = false;
+    for c in text.trim().chars() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        if c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if matches!(c, ')' | ']' | '}') && out.ends_with(',') {
+            out.pop();
+        } else if space
+            && !out.ends_with(['(', '[', '{'])
+            && !matches!(c, ')' | ']' | '}' | ',')
+            && !out.is_empty()
+        {
+            out.push(' ');
+        }
+        space = false;
+        if c == '"' {
+            in_string = true;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Where the base experiment comes from.
@@ -136,10 +217,13 @@ pub fn parse(path: &Path, text: &str) -> Result<SweepFile, ExperimentError> {
         a.0.into_iter()
             .map(|(path, values)| Axis {
                 path,
-                values: values
+                labelled: values.0.iter().any(|(l, _)| l.is_some()),
+                labels: values
+                    .0
                     .iter()
-                    .map(|v| v.get_ron().trim().to_string())
+                    .map(|(l, v)| l.clone().unwrap_or_else(|| compact(v.get_ron())))
                     .collect(),
+                values: values.0.iter().map(|(_, v)| compact(v.get_ron())).collect(),
             })
             .collect()
     };
@@ -172,5 +256,20 @@ impl SweepFile {
             None => key,
         };
         Some(line_col(&self.text, at))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compact;
+
+    #[test]
+    fn values_are_written_on_one_line() {
+        assert_eq!(
+            compact("Some((\n    matrices: All,\n    rate: 0.7,\n))"),
+            "Some((matrices: All, rate: 0.7))"
+        );
+        assert_eq!(compact("[ 1,  2 ]"), "[1, 2]");
+        assert_eq!(compact(r#""a  b""#), r#""a  b""#);
     }
 }

@@ -34,7 +34,19 @@ pub fn resolved_ron(sweep: &SweepFile) -> String {
         }
         let lines: Vec<String> = axes
             .iter()
-            .map(|a| format!("        {:?}: [{}],", a.path, a.values.join(", ")))
+            .map(|a| {
+                if a.labelled {
+                    let pairs: Vec<String> = a
+                        .labels
+                        .iter()
+                        .zip(&a.values)
+                        .map(|(l, v)| format!("{l:?}: {v}"))
+                        .collect();
+                    format!("        {:?}: {{{}}},", a.path, pairs.join(", "))
+                } else {
+                    format!("        {:?}: [{}],", a.path, a.values.join(", "))
+                }
+            })
             .collect();
         format!("{{\n{}\n    }}", lines.join("\n"))
     };

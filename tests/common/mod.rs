@@ -1,4 +1,5 @@
 #![allow(dead_code, reason = "each test crate uses its own subset")]
+pub mod tmux;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

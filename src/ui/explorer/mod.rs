@@ -26,20 +26,7 @@ use crate::sweep::{observe, Status, SweepState, UnitEntry};
 /// Whether `dir` is something the explorer shows: a sweep directory, or a
 /// directory holding run directories.
 pub fn explorable(dir: &Path) -> bool {
-    crate::sweep::state::is_sweep_dir(dir) || !run_dirs(dir).is_empty()
-}
-
-/// The run directories directly inside `dir`, by name.
-pub fn run_dirs(dir: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("events.jsonl").is_file())
-        .collect();
-    dirs.sort();
-    dirs
+    crate::sweep::state::is_sweep_dir(dir) || !crate::store::run_dirs(dir).is_empty()
 }
 
 /// A run the explorer follows: its records as they grow.
@@ -60,7 +47,7 @@ fn load_watched(root: &Path) -> Result<(Explorer, Vec<Watch>), String> {
         let pre: Vec<PathBuf> = s.pretrains.iter().map(|p| root.join(&p.dir)).collect();
         (format!("sweep {}", s.name), s.axes, s.cells, pre)
     } else {
-        let units = run_dirs(root)
+        let units = crate::store::run_dirs(root)
             .into_iter()
             .map(|d| UnitEntry {
                 name: d

@@ -68,20 +68,18 @@ fn header_line(e: &Explorer, width: usize) -> String {
         e.title.clone(),
         format!("{} runs: {}", e.entries.len(), states.join(", ")),
     ];
-    match &e.sweeper {
-        Some(Some(pid)) => parts.push(format!(
-            "sweep running in process {pid} (kill -TERM {pid} stops it)"
-        )),
-        Some(None) if e.entries.iter().any(|x| x.status != Status::Finished) => {
-            parts.push("not running: `iq-tui resume` continues it".into())
-        }
-        _ => {}
-    }
     if e.pretraining.1 > 0 {
         parts.push(format!(
             "pre-training {}/{}",
             e.pretraining.0, e.pretraining.1
         ));
+    }
+    match &e.sweeper {
+        Some(Some(pid)) => parts.push(format!("sweep running in process {pid}")),
+        Some(None) if e.entries.iter().any(|x| x.status != Status::Finished) => {
+            parts.push("not running: `iq-tui resume` continues it".into())
+        }
+        _ => {}
     }
     if let Some(c) = e.columns().get(e.sort) {
         parts.push(format!(
