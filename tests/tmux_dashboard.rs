@@ -3,7 +3,7 @@
 //! quit half-way continues in the dashboard with `iq-tui resume`.
 
 mod common;
-use common::tmux::{have_tmux, tmux, Session};
+use common::tmux::{have_tmux, Session};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
