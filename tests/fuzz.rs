@@ -171,6 +171,14 @@ proptest! {
     }
 
     #[test]
+    fn sweep_files(m in mutation()) {
+        let text = std::fs::read(common::root().join("tests/fixtures/sweeps/inline.ron")).unwrap();
+        let (_dir, path) = scratch("s.ron", &apply(&text, &m));
+        assert_handled(&format!("{m:?}"), limited(&["validate", path.to_str().unwrap()]));
+        assert_handled(&format!("dry run, {m:?}"), limited(&["sweep", path.to_str().unwrap(), "--dry-run"]));
+    }
+
+    #[test]
     fn npy_matrices(m in mutation()) {
         let mut bytes = common::npy_header("(3, 4)");
         for i in 0..12 {
@@ -213,6 +221,42 @@ proptest! {
         let (code, err) = limited(&["open", dir.path().to_str().unwrap()]);
         assert_handled(&format!("open, {m:?}"), (code, err.clone()));
         assert_eq!(code, Some(2), "{m:?}: {err}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(24)))]
+
+    /// The recorded fixture sweep with its `sweep.json` mutated: exported,
+    /// and opened in the explorer (which reads it before it needs a terminal).
+    #[test]
+    fn sweep_states(m in mutation()) {
+        let fixture = common::root().join("tests/fixtures/sweeps/recorded");
+        let dir = tempfile::tempdir().unwrap();
+        let sweep = dir.path().join("sweep");
+        copy_tree(&fixture, &sweep);
+        let state = std::fs::read(sweep.join("sweep.json")).unwrap();
+        std::fs::write(sweep.join("sweep.json"), apply(&state, &m)).unwrap();
+        let to = dir.path().join("export");
+        assert_handled(
+            &format!("{m:?}"),
+            limited(&["export", sweep.to_str().unwrap(), "--to", to.to_str().unwrap()]),
+        );
+        let (code, err) = limited(&["open", sweep.to_str().unwrap()]);
+        assert_handled(&format!("open, {m:?}"), (code, err.clone()));
+        assert_eq!(code, Some(2), "{m:?}: {err}");
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
     }
 }
 

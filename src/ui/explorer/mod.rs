@@ -124,13 +124,14 @@ pub fn run_explorer(
     keymap: Keymap,
     terminate: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
+    // A damaged sweep.json is named before anything else.
+    let (mut explorer, mut watches) = load_watched(&root).map_err(std::io::Error::other)?;
     if !std::io::stdout().is_terminal() {
         return Err(std::io::Error::other(format!(
             "the explorer needs a terminal and standard output is not one; `iq-tui export {}` writes the same tables as files",
             root.display()
         )));
     }
-    let (mut explorer, mut watches) = load_watched(&root).map_err(std::io::Error::other)?;
     let pretrains: Vec<PathBuf> = SweepState::read(&root)
         .map(|s| s.pretrains.iter().map(|p| root.join(&p.dir)).collect())
         .unwrap_or_default();
