@@ -43,7 +43,7 @@ fn a_running_sweep_is_explored_drilled_into_and_left_running() {
     s.keys("Escape");
     s.wait_for("Runs │ Pareto │ Marked", 30);
     s.keys("Tab");
-    s.wait_for("Final test perplexity against packed size", 10);
+    s.wait_for("no finished run yet", 10);
     s.keys("q");
     s.wait_exit_on_normal_screen();
 
