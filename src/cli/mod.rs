@@ -31,8 +31,8 @@ fn dispatch(cli: Cli) -> CliResult {
     match cli.command {
         Some(Command::Run(args)) if sweep::is_sweep_file(&args.file) => sweep::from_run(args),
         Some(Command::Run(args)) => run::run(args),
-        Some(Command::Validate { file, set: _ }) if sweep::is_sweep_file(&file) => {
-            sweep::validate(&file)
+        Some(Command::Validate { file, set }) if sweep::is_sweep_file(&file) => {
+            sweep::validate(&file, &set.set)
         }
         Some(Command::Validate { file, set }) => tools::validate(&file, &set.set),
         Some(Command::Sweep(args)) => sweep::start(args),

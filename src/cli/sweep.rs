@@ -33,7 +33,10 @@ pub(super) fn is_sweep_file(path: &Path) -> bool {
     fs::read_to_string(path).is_ok_and(|t| sweep::is_sweep(&t))
 }
 
-pub(super) fn validate(file: &Path) -> CliResult {
+pub(super) fn validate(file: &Path, set: &[String]) -> CliResult {
+    if !set.is_empty() {
+        return Err(no_set());
+    }
     let (s, cells) = sweep::load(file).map_err(invalid)?;
     let plan = sweep::plan::plan(&s.name, &cells, Path::new("."));
     println!(
@@ -46,12 +49,16 @@ pub(super) fn validate(file: &Path) -> CliResult {
     Ok(Done::Finished)
 }
 
+fn no_set() -> CliError {
+    CliError::bad(
+        "--set applies to one experiment; in a sweep, vary the field in `grid` or change the base experiment",
+    )
+}
+
 /// `iq-tui FILE` and `iq-tui run FILE` on a sweep file.
 pub(super) fn from_run(args: RunArgs) -> CliResult {
     if !args.set.set.is_empty() {
-        return Err(CliError::bad(
-            "--set applies to one experiment; in a sweep, vary the field in `grid` or change the base experiment",
-        ));
+        return Err(no_set());
     }
     start(SweepArgs {
         file: args.file,
