@@ -242,7 +242,9 @@ pub fn rows(root: &Path, state: &SweepState) -> Vec<CellRow> {
             let summary: Option<Summary> = std::fs::read_to_string(dir.join("summary.json"))
                 .ok()
                 .and_then(|t| serde_json::from_str(&t).ok());
-            CellRow::of(&state.axes, c, status, summary.as_ref(), None)
+            let mut row = CellRow::of(&state.axes, c, status, summary.as_ref(), None);
+            row.seed = row.seed.or_else(|| crate::sweep::state::seed_of(root, c));
+            row
         })
         .collect()
 }

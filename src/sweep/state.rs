@@ -157,6 +157,15 @@ fn last_ending(events: &Path) -> Option<Ending> {
     })
 }
 
+/// The seed a unit's experiment file gives it (read without the checks a
+/// run makes, which its pre-training may not pass yet).
+pub fn seed_of(sweep_dir: &Path, unit: &UnitEntry) -> Option<u64> {
+    let text = std::fs::read_to_string(sweep_dir.join(&unit.experiment)).ok()?;
+    ron::from_str::<crate::experiment::Experiment>(&text)
+        .ok()
+        .map(|e| e.seed)
+}
+
 /// The sweep directory a unit lives in, for messages.
 pub fn unit_path(sweep_dir: &Path, unit: &UnitEntry) -> PathBuf {
     sweep_dir.join(&unit.dir)
