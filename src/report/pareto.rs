@@ -147,11 +147,14 @@ where
         )))
         .map_err(err)?;
         if on_front {
-            // Above and right of its point, by pixels, so it never covers it.
+            // Right of its point and above it, clear of the next point down
+            // the front; the last (lowest) point's label goes below it.
+            let last = chart.front.last() == Some(&i);
+            let dy = if last { 6 } else { -20 };
             let label = EmptyElement::at((x, p.ppl.mean))
                 + Text::new(
                     p.label.clone(),
-                    (8, -20),
+                    (8, dy),
                     TextStyle::from((FONT, 14).into_font()).color(&BLACK),
                 );
             c.draw_series(std::iter::once(label)).map_err(err)?;
