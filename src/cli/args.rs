@@ -18,8 +18,8 @@ pub const VERSION: &str = concat!(
     name = "iq-tui",
     version = VERSION,
     about = "Retraining-based iterative weight quantization of LSTM language models, explored from a terminal",
-    override_usage = "iq-tui <EXPERIMENT.ron | RUN_DIR>\n       iq-tui <COMMAND>",
-    after_help = "`iq-tui EXPERIMENT.ron` runs an experiment in the dashboard (as `iq-tui run`); `iq-tui RUN_DIR` opens a run directory, following it while it runs (as `iq-tui open`)."
+    override_usage = "iq-tui <EXPERIMENT.ron | SWEEP.ron | RUN_DIR | SWEEP_DIR>\n       iq-tui <COMMAND>",
+    after_help = "`iq-tui EXPERIMENT.ron` runs an experiment in the dashboard (as `iq-tui run`), `iq-tui SWEEP.ron` a sweep in the background with the explorer on it; `iq-tui RUN_DIR` opens a run directory, following it while it runs (as `iq-tui open`), and `iq-tui SWEEP_DIR` (or a directory of runs) opens the explorer."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -63,7 +63,7 @@ impl Cli {
 pub(super) enum Command {
     /// Run an experiment.
     Run(RunArgs),
-    /// Check an experiment file; exit status 2 if it is invalid.
+    /// Check an experiment or sweep file; exit status 2 if it is invalid.
     Validate {
         file: PathBuf,
         #[command(flatten)]
@@ -88,9 +88,11 @@ pub(super) enum Command {
     },
     /// Open a run directory in the dashboard: a run that is going is
     /// followed live (pause, resume and stop reach it through its control
-    /// file); quitting leaves it running.
+    /// file); quitting leaves it running. A sweep directory, or a
+    /// directory of runs, opens in the explorer.
     Open { run_dir: PathBuf },
-    /// Continue a stopped or killed run from its newest intact checkpoint.
+    /// Continue a stopped or killed run from its newest intact checkpoint,
+    /// or a sweep: every cell not finished.
     Resume(ResumeArgs),
     /// Write the run's final quantized model as a packed file (bit-planes,
     /// coefficients, masks, biases, vocabulary).
@@ -104,7 +106,9 @@ pub(super) enum Command {
     /// Perplexity of a packed model, computed from its bits.
     Eval(EvalArgs),
     /// Write a result snapshot: every series as CSV and JSON, charts (SVG,
-    /// PNG) and a Markdown report; with several runs, also a comparison.
+    /// PNG) and a Markdown report; with several runs (or a directory of
+    /// them), also a comparison; for a sweep directory, its tables
+    /// (sweep.csv, sweep_groups.csv), sweep.md and Pareto chart.
     Export {
         #[arg(required = true)]
         run_dirs: Vec<PathBuf>,
