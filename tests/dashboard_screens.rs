@@ -8,13 +8,12 @@
 //! does. CONTRIBUTING.md says how to record the fixture again when the event
 //! format changes.
 
+mod common;
 use iq_tui::record::{Event, ModelTag, Record, RunView};
 use iq_tui::ui::keymap::Keymap;
 use iq_tui::ui::state::{State, View};
 use iq_tui::ui::update::{update, Action};
 use iq_tui::ui::view::draw;
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 
 fn records() -> Vec<Record> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -29,18 +28,7 @@ fn state(read_only: bool, keymap: &Keymap, records: &[Record]) -> State {
 }
 
 fn screen(state: &State, w: u16, h: u16) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-    terminal.draw(|f| draw(f, state)).unwrap();
-    let buffer = terminal.backend().buffer().clone();
-    let mut out = String::new();
-    for y in 0..h {
-        let line: String = (0..w)
-            .map(|x| buffer[(x, y)].symbol().to_string())
-            .collect();
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    common::render(w, h, |f| draw(f, state))
 }
 
 /// Where the fixture's records are cut to show the run in each phase: the

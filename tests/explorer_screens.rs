@@ -4,10 +4,9 @@
 //! `scripts/record-sweep-fixture.sh` records it again), compared with insta
 //! snapshots.
 
+mod common;
 use iq_tui::ui::explorer::model::{Ask, Explorer};
 use iq_tui::ui::explorer::{load, view};
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 
 fn fixture() -> Explorer {
     let dir =
@@ -16,18 +15,7 @@ fn fixture() -> Explorer {
 }
 
 fn screen(e: &Explorer, w: u16, h: u16) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-    terminal.draw(|f| view::draw(f, e)).unwrap();
-    let buffer = terminal.backend().buffer().clone();
-    let mut out = String::new();
-    for y in 0..h {
-        let line: String = (0..w)
-            .map(|x| buffer[(x, y)].symbol().to_string())
-            .collect();
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    common::render(w, h, |f| view::draw(f, e))
 }
 
 fn asks(e: &mut Explorer, asks: &[Ask]) {

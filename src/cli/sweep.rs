@@ -250,27 +250,14 @@ pub(super) fn resume(args: ResumeArgs) -> CliResult {
 /// The sweep outlives the explorer, as a cluster job does; `kill -TERM` on
 /// its pid (the explorer shows it) stops it with checkpoints.
 fn in_background(root: &Path, jobs: usize) -> CliResult {
-    let exe = std::env::current_exe()
-        .map_err(|e| CliError::failed(format!("cannot find the iq-tui executable: {e}")))?;
     let log_path = root.join("sweep.log");
-    let log = File::options()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| CliError::failed(format!("cannot write {}: {e}", log_path.display())))?;
-    let err = log
-        .try_clone()
-        .map_err(|e| CliError::failed(e.to_string()))?;
-    let mut command = Command::new(exe);
+    let mut command = iq_tui_logged(&log_path)?;
     command
         .arg("resume")
         .arg(root)
         .arg("--headless")
         .arg("--jobs")
-        .arg(jobs.to_string())
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err);
+        .arg(jobs.to_string());
     own_group(&mut command);
     let mut child = command
         .spawn()
@@ -550,28 +537,32 @@ fn terminate_child(child: &Child) {
     }
 }
 
-fn spawn(root: &Path, unit: &UnitEntry, threads: usize) -> Result<Child, CliError> {
+/// This program as a child, its output appended to `log_path`.
+fn iq_tui_logged(log_path: &Path) -> Result<Command, CliError> {
     let exe = std::env::current_exe()
         .map_err(|e| CliError::failed(format!("cannot find the iq-tui executable: {e}")))?;
-    let log_path = root.join("logs").join(format!("{}.log", unit.name));
     let log = File::options()
         .create(true)
         .append(true)
-        .open(&log_path)
+        .open(log_path)
         .map_err(|e| CliError::failed(format!("cannot write {}: {e}", log_path.display())))?;
     let err = log
         .try_clone()
         .map_err(|e| CliError::failed(e.to_string()))?;
     let mut command = Command::new(exe);
+    command.stdin(Stdio::null()).stdout(log).stderr(err);
+    Ok(command)
+}
+
+fn spawn(root: &Path, unit: &UnitEntry, threads: usize) -> Result<Child, CliError> {
+    let log_path = root.join("logs").join(format!("{}.log", unit.name));
+    let mut command = iq_tui_logged(&log_path)?;
     command
         .arg("run-cell")
         .arg(root)
         .arg("--unit")
         .arg(&unit.name)
-        .env("RAYON_NUM_THREADS", threads.to_string())
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err);
+        .env("RAYON_NUM_THREADS", threads.to_string());
     die_with_parent(&mut command);
     command
         .spawn()

@@ -141,20 +141,12 @@ pub fn compact(text: &str) -> String {
     out
 }
 
-/// Where the base experiment comes from.
-#[derive(Debug, Clone)]
-pub enum Base {
-    File(PathBuf),
-    Inline,
-}
-
 /// A parsed sweep file, its base experiment loaded and validated.
 #[derive(Debug, Clone)]
 pub struct SweepFile {
     pub path: PathBuf,
     pub text: String,
     pub name: String,
-    pub base_source: Base,
     pub base: Experiment,
     /// Every combination of these.
     pub grid: Vec<Axis>,
@@ -192,16 +184,14 @@ pub fn parse(path: &Path, text: &str) -> Result<SweepFile, ExperimentError> {
         .from_str(text)
         .map_err(|e| ExperimentError::single(path, text, Problem::from_ron(&e)))?;
     let base_text = raw.base.get_ron().trim();
-    let (base_source, base) = match ron::from_str::<String>(base_text) {
+    let base = match ron::from_str::<String>(base_text) {
         Ok(relative) => {
-            let file = path.parent().unwrap_or(Path::new(".")).join(relative);
-            let base = experiment::load(&file, &[])?;
-            (Base::File(file), base)
+            experiment::load(&path.parent().unwrap_or(Path::new(".")).join(relative), &[])?
         }
         Err(_) => {
             // An inline Experiment(...): its errors point into this file.
             let offset = text.find(base_text).unwrap_or(0);
-            let base = experiment::parse(path, base_text, &[]).map_err(|mut e| {
+            experiment::parse(path, base_text, &[]).map_err(|mut e| {
                 let (line0, col0) = line_col(text, offset);
                 for p in &mut e.problems {
                     p.position = p
@@ -209,8 +199,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SweepFile, ExperimentError> {
                         .map(|(l, c)| (l + line0 - 1, if l == 1 { c + col0 - 1 } else { c }));
                 }
                 e
-            })?;
-            (Base::Inline, base)
+            })?
         }
     };
     let axes = |a: Axes| -> Vec<Axis> {
@@ -231,7 +220,6 @@ pub fn parse(path: &Path, text: &str) -> Result<SweepFile, ExperimentError> {
         path: path.to_path_buf(),
         text: text.to_string(),
         name: raw.name,
-        base_source,
         base,
         grid: axes(raw.grid),
         zip: axes(raw.zip),

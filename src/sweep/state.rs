@@ -129,32 +129,33 @@ pub fn observe(run_dir: &Path) -> Status {
     if lock::writer(run_dir).is_some() {
         return Status::Running;
     }
-    match last_ending(&run_dir.join("events.jsonl")) {
-        Some(Ending::Failed) => Status::Failed,
-        _ => Status::Stopped,
+    if ends_failed(&run_dir.join("events.jsonl")) {
+        Status::Failed
+    } else {
+        Status::Stopped
     }
 }
 
-enum Ending {
-    Failed,
-    Other,
-}
-
-/// How the event log ends, from its last line (no need to read it all).
-fn last_ending(events: &Path) -> Option<Ending> {
+/// Whether the event log's last record is `failed`, read from its tail
+/// (no need to read it all; the tail may start inside a character).
+fn ends_failed(events: &Path) -> bool {
     use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(events).ok()?;
-    let len = f.metadata().ok()?.len();
-    let from = len.saturating_sub(64 * 1024);
-    f.seek(SeekFrom::Start(from)).ok()?;
-    let mut tail = String::new();
-    f.read_to_string(&mut tail).ok()?;
-    let last = tail.lines().rev().find(|l| !l.trim().is_empty())?;
-    Some(if last.contains("\"type\":\"failed\"") {
-        Ending::Failed
-    } else {
-        Ending::Other
-    })
+    let tail = || -> std::io::Result<Vec<u8>> {
+        let mut f = std::fs::File::open(events)?;
+        let len = f.metadata()?.len();
+        f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)))?;
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    };
+    let Ok(bytes) = tail() else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .is_some_and(|l| l.contains("\"type\":\"failed\""))
 }
 
 /// The seed a unit's experiment file gives it (read without the checks a
@@ -164,9 +165,4 @@ pub fn seed_of(sweep_dir: &Path, unit: &UnitEntry) -> Option<u64> {
     ron::from_str::<crate::experiment::Experiment>(&text)
         .ok()
         .map(|e| e.seed)
-}
-
-/// The sweep directory a unit lives in, for messages.
-pub fn unit_path(sweep_dir: &Path, unit: &UnitEntry) -> PathBuf {
-    sweep_dir.join(&unit.dir)
 }

@@ -106,3 +106,20 @@ pub fn npy_header(shape: &str) -> Vec<u8> {
     bytes.extend_from_slice(header.as_bytes());
     bytes
 }
+
+/// What `draw` puts on a `w`×`h` test terminal, as text, one line per row
+/// with trailing blanks cut (what the screen snapshots compare).
+pub fn render(w: u16, h: u16, draw: impl FnOnce(&mut ratatui::Frame)) -> String {
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+    terminal.draw(draw).unwrap();
+    let buffer = terminal.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..h {
+        let line: String = (0..w)
+            .map(|x| buffer[(x, y)].symbol().to_string())
+            .collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -12,21 +12,10 @@ use ratatui::Frame;
 use super::model::Explorer;
 use crate::record::format::bytes;
 use crate::report::sweep::{group_label, pareto_front, Stat};
-use crate::ui::view::fit;
+use crate::ui::view::{empty, fit};
 
 /// A run's curves: its name, (iteration, log10 loss), (iteration, valid ppl).
 type Curves = (String, Vec<(f64, f64)>, Vec<(f64, f64)>);
-
-fn empty(frame: &mut Frame, area: Rect, title: &str, message: &str) {
-    frame.render_widget(
-        Paragraph::new(message).dim().block(
-            Block::new()
-                .borders(Borders::ALL)
-                .title(format!(" {title} ")),
-        ),
-        area,
-    );
-}
 
 pub(super) fn pareto(frame: &mut Frame, area: Rect, e: &Explorer) {
     let groups = e.group_rows();

@@ -5,25 +5,64 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::model::Ask;
 
-/// (keys as shown, hint, what they ask).
-pub const KEYS: [(&str, &str, Ask); 11] = [
-    ("↑↓", "move", Ask::Down),
-    ("Enter", "open", Ask::Open),
-    ("space", "mark", Ask::Mark),
-    ("s/S", "sort/reverse", Ask::NextSort),
-    ("/", "filter", Ask::StartFilter),
-    ("g", "groups", Ask::ToggleGroups),
-    ("Tab", "screen", Ask::NextScreen),
-    ("e", "export", Ask::Export),
-    ("PgUp/PgDn", "page", Ask::PageDown),
-    ("Esc", "back", Ask::Back),
-    ("q", "quit", Ask::Quit),
+/// Keys that ask one thing, and how the footer names them (`None`: named
+/// by the binding before, as ↓ is by "↑↓ move").
+pub struct Binding {
+    pub keys: &'static [KeyCode],
+    pub hint: Option<(&'static str, &'static str)>,
+    pub ask: Ask,
+}
+
+const fn bind(
+    keys: &'static [KeyCode],
+    hint: Option<(&'static str, &'static str)>,
+    ask: Ask,
+) -> Binding {
+    Binding { keys, hint, ask }
+}
+
+/// In the footer's order.
+pub const KEYS: &[Binding] = &[
+    bind(
+        &[KeyCode::Up, KeyCode::Char('k')],
+        Some(("↑↓", "move")),
+        Ask::Up,
+    ),
+    bind(&[KeyCode::Down, KeyCode::Char('j')], None, Ask::Down),
+    bind(&[KeyCode::Enter], Some(("Enter", "open")), Ask::Open),
+    bind(
+        &[KeyCode::Char(' '), KeyCode::Char('m')],
+        Some(("space", "mark")),
+        Ask::Mark,
+    ),
+    bind(
+        &[KeyCode::Char('s')],
+        Some(("s/S", "sort/reverse")),
+        Ask::NextSort,
+    ),
+    bind(&[KeyCode::Char('S')], None, Ask::ReverseSort),
+    bind(
+        &[KeyCode::Char('/')],
+        Some(("/", "filter")),
+        Ask::StartFilter,
+    ),
+    bind(
+        &[KeyCode::Char('g')],
+        Some(("g", "groups")),
+        Ask::ToggleGroups,
+    ),
+    bind(&[KeyCode::Tab], Some(("Tab", "screen")), Ask::NextScreen),
+    bind(&[KeyCode::BackTab], None, Ask::PrevScreen),
+    bind(&[KeyCode::Char('e')], Some(("e", "export")), Ask::Export),
+    bind(&[KeyCode::PageUp], Some(("PgUp/PgDn", "page")), Ask::PageUp),
+    bind(&[KeyCode::PageDown], None, Ask::PageDown),
+    bind(&[KeyCode::Esc], Some(("Esc", "back")), Ask::Back),
+    bind(&[KeyCode::Char('q')], Some(("q", "quit")), Ask::Quit),
 ];
 
 /// What a key press asks; while the filter prompt is open, characters are text.
 pub fn ask(key: KeyEvent, editing: bool) -> Option<Ask> {
-    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-    if ctrl && key.code == KeyCode::Char('c') {
+    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
         return Some(Ask::Quit);
     }
     if editing {
@@ -35,22 +74,7 @@ pub fn ask(key: KeyEvent, editing: bool) -> Option<Ask> {
             _ => None,
         };
     }
-    Some(match key.code {
-        KeyCode::Up | KeyCode::Char('k') => Ask::Up,
-        KeyCode::Down | KeyCode::Char('j') => Ask::Down,
-        KeyCode::PageUp => Ask::PageUp,
-        KeyCode::PageDown => Ask::PageDown,
-        KeyCode::Enter => Ask::Open,
-        KeyCode::Char(' ') | KeyCode::Char('m') => Ask::Mark,
-        KeyCode::Char('s') => Ask::NextSort,
-        KeyCode::Char('S') => Ask::ReverseSort,
-        KeyCode::Char('/') => Ask::StartFilter,
-        KeyCode::Char('g') => Ask::ToggleGroups,
-        KeyCode::Tab => Ask::NextScreen,
-        KeyCode::BackTab => Ask::PrevScreen,
-        KeyCode::Char('e') => Ask::Export,
-        KeyCode::Esc => Ask::Back,
-        KeyCode::Char('q') => Ask::Quit,
-        _ => return None,
-    })
+    KEYS.iter()
+        .find(|b| b.keys.contains(&key.code))
+        .map(|b| b.ask.clone())
 }

@@ -36,12 +36,12 @@ struct Watch {
 
 /// Reads what `root` holds into an explorer, every run folded so far.
 pub fn load(root: &Path) -> Result<Explorer, String> {
-    let (mut e, _) = load_watched(root)?;
-    e.selected = 0;
-    Ok(e)
+    load_watched(root).map(|(e, _, _)| e)
 }
 
-fn load_watched(root: &Path) -> Result<(Explorer, Vec<Watch>), String> {
+/// The explorer, the tail of every run's log, and the shared pre-training
+/// runs' directories.
+fn load_watched(root: &Path) -> Result<(Explorer, Vec<Watch>, Vec<PathBuf>), String> {
     let (title, axes, units, pretrains) = if crate::sweep::state::is_sweep_dir(root) {
         let s = SweepState::read(root)?;
         let pre: Vec<PathBuf> = s.pretrains.iter().map(|p| root.join(&p.dir)).collect();
@@ -81,8 +81,7 @@ fn load_watched(root: &Path) -> Result<(Explorer, Vec<Watch>), String> {
     let mut e = Explorer::new(title, axes, entries);
     refresh(&mut e, &mut watches, &pretrains);
     e.sweeper = sweeper(root);
-    e.grouped = e.has_seed_groups();
-    Ok((e, watches))
+    Ok((e, watches, pretrains))
 }
 
 /// Reads what every run appended, and each one's state.
@@ -125,16 +124,14 @@ pub fn run_explorer(
     terminate: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
     // A damaged sweep.json is named before anything else.
-    let (mut explorer, mut watches) = load_watched(&root).map_err(std::io::Error::other)?;
+    let (mut explorer, mut watches, pretrains) =
+        load_watched(&root).map_err(std::io::Error::other)?;
     if !std::io::stdout().is_terminal() {
         return Err(std::io::Error::other(format!(
             "the explorer needs a terminal and standard output is not one; `iq-tui export {}` writes the same tables as files",
             root.display()
         )));
     }
-    let pretrains: Vec<PathBuf> = SweepState::read(&root)
-        .map(|s| s.pretrains.iter().map(|p| root.join(&p.dir)).collect())
-        .unwrap_or_default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()?;

@@ -107,7 +107,7 @@ fn footer_line(e: &Explorer, width: usize) -> Line<'static> {
     }
     let mut spans = Vec::new();
     let mut used = 0;
-    for (keys, hint, _) in KEYS {
+    for (keys, hint) in KEYS.iter().filter_map(|b| b.hint) {
         let n = keys.chars().count() + hint.chars().count() + 3;
         if used + n > width {
             break;

@@ -254,7 +254,7 @@ fn drawn(sets: Vec<(usize, ratatui::widgets::Dataset<'_>)>) -> Vec<ratatui::widg
 }
 
 /// A bordered panel that says why it is empty.
-fn empty(frame: &mut Frame, area: Rect, title: &str, text: &str) {
+pub(crate) fn empty(frame: &mut Frame, area: Rect, title: &str, text: &str) {
     frame.render_widget(
         Paragraph::new(text.to_string())
             .wrap(ratatui::widgets::Wrap { trim: true })
