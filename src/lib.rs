@@ -16,6 +16,7 @@ pub mod packed;
 pub mod quantize_file;
 pub mod record;
 pub mod report;
+pub mod slurm;
 pub mod store;
 pub mod sweep;
 pub mod ui;

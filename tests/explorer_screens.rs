@@ -87,3 +87,62 @@ fn pareto_and_marked_runs() {
     );
     insta::assert_snapshot!("marked_120x30", screen(&e, 120, 30));
 }
+
+#[test]
+fn a_slurm_sweep_shows_each_cells_state_and_job() {
+    use iq_tui::slurm::queue::{parse_squeue, Snapshot};
+    use iq_tui::slurm::record::SeenCache;
+    use iq_tui::slurm::{status::views, Board, SlurmRecord};
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sweeps/recorded");
+    let mut e = fixture();
+    asks(&mut e, &[Ask::ToggleGroups]);
+    let state = iq_tui::sweep::SweepState::read(&dir).unwrap();
+    let record: SlurmRecord = serde_json::from_value(serde_json::json!({
+        "options": {"partition": null, "time": null, "cpus_per_task": 1, "mem": "400M",
+                    "max_running": 2, "sbatch_args": []},
+        "executable": "/usr/local/bin/iq-tui",
+        "submissions": [
+            {"job": "41", "stage": "pretrain", "indices": [0, 1], "command": [], "submitted": ""},
+            {"job": "42", "stage": "cells", "indices": [0, 1, 2, 3], "command": [], "submitted": ""}
+        ]
+    }))
+    .unwrap();
+    // The last cell stopped with a checkpoint and its task waits again.
+    let snapshot = Snapshot {
+        tasks: parse_squeue("42_0|COMPLETED|None\n42_1|COMPLETED|None\n42_3|PENDING|Priority\n"),
+        squeue: true,
+        sacct: false,
+        note: None,
+    };
+    let units = views(
+        &dir,
+        &state,
+        Some(&record),
+        &snapshot,
+        &SeenCache::default(),
+    );
+    iq_tui::ui::explorer::show_scheduler(
+        &mut e,
+        &Board {
+            units,
+            record: Some(record),
+            snapshot,
+        },
+    );
+    let shown: Vec<&str> = e
+        .entries
+        .iter()
+        .map(|x| x.scheduler.as_deref().unwrap())
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "FINISHED 42_0",
+            "FINISHED 42_1",
+            "FINISHED 42_2",
+            "PENDING 42_3"
+        ]
+    );
+    insta::assert_snapshot!("slurm_cells_120x30", screen(&e, 120, 30));
+}

@@ -248,6 +248,53 @@ proptest! {
     }
 }
 
+/// A `slurm.json` for the recorded sweep, as `sweep --slurm` writes one,
+/// and the cache of states `status` keeps beside it.
+fn slurm_files() -> (Vec<u8>, Vec<u8>) {
+    let record = serde_json::json!({
+        "options": {
+            "partition": null, "time": "1:00:00", "cpus_per_task": 1,
+            "mem": "400M", "max_running": 2, "sbatch_args": ["--account=lab"]
+        },
+        "executable": "/usr/local/bin/iq-tui",
+        "submissions": [
+            {"job": "990001", "stage": "pretrain", "indices": [0],
+             "command": ["sbatch", "--parsable", "--array=0", "pretrain.sbatch"],
+             "submitted": "2026-12-01T10:00:00Z"},
+            {"job": "990002", "stage": "cells", "indices": [0, 1, 2, 3],
+             "command": ["sbatch", "--parsable", "--array=0-3%2", "cells.sbatch"],
+             "submitted": "2026-12-01T10:00:01Z"}
+        ]
+    });
+    let seen = serde_json::json!({"tasks": {
+        "990002_3": {"state": "CANCELLED", "at": "2026-12-01T10:05:00Z"},
+        "990002_1": {"state": "TIMEOUT", "at": "2026-12-01T10:05:00Z"}
+    }});
+    (
+        serde_json::to_vec_pretty(&record).unwrap(),
+        serde_json::to_vec_pretty(&seen).unwrap(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(24)))]
+
+    /// A Slurm sweep's `slurm.json` or `slurm-seen.json` mutated: `status`
+    /// reads both (and asks squeue, where there is one, about the jobs).
+    #[test]
+    fn slurm_records(m in mutation(), which in 0..2usize) {
+        let fixture = common::root().join("tests/fixtures/sweeps/recorded");
+        let dir = tempfile::tempdir().unwrap();
+        let sweep = dir.path().join("sweep");
+        copy_tree(&fixture, &sweep);
+        let (record, seen) = slurm_files();
+        let (record, seen) = if which == 0 { (apply(&record, &m), seen) } else { (record, apply(&seen, &m)) };
+        std::fs::write(sweep.join("slurm.json"), record).unwrap();
+        std::fs::write(sweep.join("slurm-seen.json"), seen).unwrap();
+        assert_handled(&format!("{which} {m:?}"), limited(&["status", sweep.to_str().unwrap()]));
+    }
+}
+
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {

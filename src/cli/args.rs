@@ -82,10 +82,17 @@ pub(super) enum Command {
         /// The unit's name, as in sweep.json.
         #[arg(long, conflicts_with = "index")]
         unit: Option<String>,
-        /// The cell's index (0-based), as a job array's task id.
+        /// The unit's index (0-based) in its stage, as a job array's task id.
         #[arg(long)]
         index: Option<usize>,
+        /// Which units --index counts.
+        #[arg(long, value_enum, default_value = "cells")]
+        stage: StageArg,
     },
+    /// Every unit of a sweep directory and its state, from the run
+    /// directories and, for a sweep submitted with --slurm, the scheduler
+    /// (squeue, and sacct when accounting is on): job ids and logs too.
+    Status { sweep_dir: PathBuf },
     /// Open a run directory in the dashboard: a run that is going is
     /// followed live (pause, resume and stop reach it through its control
     /// file); quitting leaves it running. A sweep directory, or a
@@ -178,8 +185,12 @@ pub(super) struct ResumeArgs {
     pub retry_failed: bool,
     /// For a sweep directory: units at a time (default: the cores divided by
     /// the threads each unit started with).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024), conflicts_with = "slurm")]
     pub jobs: Option<u16>,
+    /// For a sweep directory: submit the units not finished to Slurm (the
+    /// resources it was first submitted with, unless given again).
+    #[command(flatten)]
+    pub slurm: SlurmArgs,
 }
 
 #[derive(Debug, Args)]
@@ -196,11 +207,70 @@ pub(super) struct SweepArgs {
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub jobs: Option<u16>,
     /// Threads per unit (default: the cores divided by --jobs).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024), conflicts_with = "slurm")]
     pub threads: Option<u16>,
-    /// Sweep directory (default: <output.dir>/<name>-<timestamp>).
+    /// Sweep directory (default: <output.dir>/<name>-<timestamp>); with
+    /// --slurm, on a filesystem the compute nodes share.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub slurm: SlurmArgs,
+}
+
+/// Submitting to a Slurm cluster.
+#[derive(Debug, Clone, Default, Args)]
+pub(super) struct SlurmArgs {
+    /// Submit to Slurm from this login node: the pre-training as one job
+    /// array, the cells as another that waits for it; print the job ids and
+    /// exit.
+    #[arg(long)]
+    pub slurm: bool,
+    /// Slurm partition (default: the cluster's).
+    #[arg(long, requires = "slurm")]
+    pub partition: Option<String>,
+    /// Time limit per task, as sbatch reads it (`30`, `2:00:00`, `1-00:00:00`).
+    #[arg(long, requires = "slurm")]
+    pub time: Option<String>,
+    /// CPUs per task, and the threads each unit computes with (default 4).
+    #[arg(long, requires = "slurm", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub cpus_per_task: Option<u16>,
+    /// Memory per task, as sbatch reads it (`800M`, `4G`; default: the
+    /// estimated peak, half as much again and 256 MB).
+    #[arg(long, requires = "slurm", value_parser = slurm_mem)]
+    pub mem: Option<String>,
+    /// Tasks of an array running at once (`--array=…%P`; default: no limit).
+    #[arg(long, requires = "slurm", value_parser = clap::value_parser!(u16).range(1..=10000))]
+    pub max_running: Option<u16>,
+    /// One more `#SBATCH` line for both scripts, e.g. `--sbatch-arg=--account=lab`
+    /// (repeatable).
+    #[arg(
+        long = "sbatch-arg",
+        value_name = "ARG",
+        requires = "slurm",
+        allow_hyphen_values = true
+    )]
+    pub sbatch_args: Vec<String>,
+}
+
+/// Which units `run-cell --index` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum StageArg {
+    Pretrain,
+    Cells,
+}
+
+/// `800M`, `4G`, `1T`, `2048` (megabytes): what sbatch's --mem takes.
+fn slurm_mem(text: &str) -> Result<String, String> {
+    let digits = text.trim_end_matches(['K', 'M', 'G', 'T']);
+    if !digits.is_empty()
+        && digits.len() + 1 >= text.len()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && digits != "0"
+    {
+        Ok(text.to_string())
+    } else {
+        Err("a size as sbatch reads it: a number of megabytes, or one ending in K, M, G or T (e.g. 800M, 4G)".into())
+    }
 }
 
 #[derive(Debug, Args)]

@@ -4,11 +4,15 @@
 //! calls them and says how it went.
 //!
 //! `run.rs` starts, resumes and shows runs (the engine thread, the dashboard
-//! or the headless printer); `tools.rs` holds the other commands.
+//! or the headless printer); `sweep.rs` runs sweeps here, `cell.rs` one unit
+//! of a sweep, `slurm.rs` submits sweeps to Slurm and reports their state;
+//! `tools.rs` holds the other commands.
 
 mod args;
+mod cell;
 mod error;
 mod run;
+mod slurm;
 mod sweep;
 mod tools;
 
@@ -40,7 +44,14 @@ fn dispatch(cli: Cli) -> CliResult {
             sweep_dir,
             unit,
             index,
-        }) => sweep::run_cell(sweep_dir, unit, index),
+            stage,
+        }) => cell::run_cell(sweep_dir, unit, index, stage),
+        Some(Command::Status { sweep_dir }) => slurm::status(&sweep_dir),
+        Some(Command::Resume(args))
+            if args.slurm.slurm && crate::sweep::state::is_sweep_dir(&args.run_dir) =>
+        {
+            slurm::resume(args)
+        }
         Some(Command::Resume(args)) if crate::sweep::state::is_sweep_dir(&args.run_dir) => {
             sweep::resume(args)
         }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::args::{ResumeArgs, RunArgs, SetArgs, SweepArgs};
+use super::args::{ResumeArgs, RunArgs, SlurmArgs, SweepArgs};
 use super::error::{CliError, CliResult, Done};
 use crate::engine::footprint::Footprint;
 use crate::experiment;
@@ -67,6 +67,7 @@ pub(super) fn from_run(args: RunArgs) -> CliResult {
         out: args.out,
         jobs: None,
         threads: None,
+        slurm: SlurmArgs::default(),
     })
 }
 
@@ -82,52 +83,109 @@ fn default_jobs(units: &[&experiment::Experiment], cores: usize) -> usize {
     cores.min(by_memory).min(units.len()).max(1)
 }
 
-fn cores() -> usize {
+pub(super) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-pub(super) fn start(args: SweepArgs) -> CliResult {
-    let (s, cells) = sweep::load(&args.file).map_err(invalid)?;
-    let out = args.out.clone().unwrap_or_else(|| {
+/// A sweep file read and planned into the directory it will run in.
+pub(super) struct Prepared {
+    pub sweep: sweep::SweepFile,
+    pub cells: Vec<sweep::CellSpec>,
+    pub out: PathBuf,
+    pub root: PathBuf,
+    pub plan: sweep::Plan,
+}
+
+pub(super) fn prepare(file: &Path, out: Option<&Path>) -> Result<Prepared, CliError> {
+    let (s, cells) = sweep::load(file).map_err(invalid)?;
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| {
         let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
         s.base.output.dir.join(format!("{}-{stamp}", s.name))
     });
     let root = std::path::absolute(&out)
         .map_err(|e| CliError::failed(format!("{}: {e}", out.display())))?;
     let plan = sweep::plan::plan(&s.name, &cells, &root);
-    let all: Vec<&experiment::Experiment> = plan.cells.iter().map(|u| &u.experiment).collect();
-    let jobs = args
-        .jobs
-        .map_or_else(|| default_jobs(&all, cores()), usize::from);
+    Ok(Prepared {
+        sweep: s,
+        cells,
+        out,
+        root,
+        plan,
+    })
+}
+
+impl Prepared {
+    /// Cores and memory allow this many units at a time.
+    fn default_jobs(&self) -> usize {
+        let all: Vec<&experiment::Experiment> =
+            self.plan.cells.iter().map(|u| &u.experiment).collect();
+        default_jobs(&all, cores())
+    }
+
+    /// Writes the sweep directory (refusing one that holds anything) and
+    /// locks it.
+    pub fn create(&self, threads: usize) -> Result<(SweepState, RunLock), CliError> {
+        let (out, root) = (&self.out, &self.root);
+        if out.exists() && fs::read_dir(out).is_ok_and(|mut d| d.next().is_some()) {
+            return Err(CliError::bad(format!(
+                "{} already exists and is not empty; `iq-tui resume {}` continues a sweep, or choose another --out",
+                out.display(),
+                out.display()
+            )));
+        }
+        let write =
+            |e: std::io::Error| CliError::failed(format!("cannot write {}: {e}", root.display()));
+        fs::create_dir_all(root.join("experiments")).map_err(write)?;
+        let lock = RunLock::acquire(root).map_err(lock_error)?;
+        crate::atomic::write(
+            &root.join("sweep.ron"),
+            sweep::resolved_ron(&self.sweep).as_bytes(),
+        )
+        .map_err(write)?;
+        for u in self.plan.pretrains.iter().chain(&self.plan.cells) {
+            let file = root.join("experiments").join(format!("{}.ron", u.name));
+            crate::atomic::write(&file, experiment::to_ron(&u.experiment).as_bytes())
+                .map_err(write)?;
+        }
+        let state = sweep::initial_state(&self.sweep, &self.plan, &self.cells, threads);
+        state.write(root).map_err(write)?;
+        Ok((state, lock))
+    }
+
+    /// The largest estimated peak memory of a cell.
+    pub fn peak_bytes(&self) -> u64 {
+        self.plan
+            .pretrains
+            .iter()
+            .chain(&self.plan.cells)
+            .map(|u| Footprint::of(&u.experiment).peak_bytes())
+            .max()
+            .unwrap_or(0)
+    }
+
+    pub fn print_plan(&self, at_once: &str, threads: usize) {
+        print_plan(&self.sweep, &self.cells, &self.plan, at_once, threads);
+    }
+}
+
+pub(super) fn start(args: SweepArgs) -> CliResult {
+    if args.slurm.slurm {
+        return super::slurm::submit(args);
+    }
+    let p = prepare(&args.file, args.out.as_deref())?;
+    let jobs = args.jobs.map_or_else(|| p.default_jobs(), usize::from);
     let threads = args
         .threads
         .map_or_else(|| (cores() / jobs).max(1), usize::from);
     if args.dry_run {
-        print_plan(&s, &cells, &plan, jobs, threads);
+        p.print_plan(&format!("{jobs} at a time"), threads);
         return Ok(Done::Finished);
     }
     if !args.headless {
         super::run::check_terminal(false, &format!("sweep {}", args.file.display()))?;
     }
-    if out.exists() && fs::read_dir(&out).is_ok_and(|mut d| d.next().is_some()) {
-        return Err(CliError::bad(format!(
-            "{} already exists and is not empty; `iq-tui resume {}` continues a sweep, or choose another --out",
-            out.display(),
-            out.display()
-        )));
-    }
-    let write =
-        |e: std::io::Error| CliError::failed(format!("cannot write {}: {e}", root.display()));
-    fs::create_dir_all(root.join("experiments")).map_err(write)?;
-    let lock = RunLock::acquire(&root).map_err(lock_error)?;
-    crate::atomic::write(&root.join("sweep.ron"), sweep::resolved_ron(&s).as_bytes())
-        .map_err(write)?;
-    for u in plan.pretrains.iter().chain(&plan.cells) {
-        let file = root.join("experiments").join(format!("{}.ron", u.name));
-        crate::atomic::write(&file, experiment::to_ron(&u.experiment).as_bytes()).map_err(write)?;
-    }
-    let mut state = sweep::initial_state(&s, &plan, &cells, threads);
-    state.write(&root).map_err(write)?;
+    let (mut state, lock) = p.create(threads)?;
+    let root = p.root;
     if !args.headless {
         drop(lock);
         return in_background(&root, jobs);
@@ -148,11 +206,11 @@ fn print_plan(
     s: &sweep::SweepFile,
     cells: &[sweep::CellSpec],
     plan: &sweep::Plan,
-    jobs: usize,
+    at_once: &str,
     threads: usize,
 ) {
     println!(
-        "sweep {}: {} cells, {jobs} at a time, {threads} thread{} each",
+        "sweep {}: {} cells, {at_once}, {threads} thread{} each",
         s.name,
         cells.len(),
         if threads == 1 { "" } else { "s" }
@@ -199,7 +257,7 @@ fn print_plan(
     println!("estimated peak memory per cell: {}", format::bytes(f));
 }
 
-fn lock_error(e: LockError) -> CliError {
+pub(super) fn lock_error(e: LockError) -> CliError {
     match e {
         LockError::Held { .. } => CliError::bad(format!(
             "{e} (another `iq-tui sweep` or `resume` is running this sweep)"
@@ -586,70 +644,3 @@ fn die_with_parent(command: &mut Command) {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn die_with_parent(_: &mut Command) {}
-
-/// `iq-tui run-cell SWEEP_DIR --unit NAME | --index I`: one unit, started
-/// or continued, headless.
-pub(super) fn run_cell(
-    sweep_dir: PathBuf,
-    unit: Option<String>,
-    index: Option<usize>,
-) -> CliResult {
-    let state = SweepState::read(&sweep_dir).map_err(CliError::bad)?;
-    let entry = match (&unit, index) {
-        (Some(name), _) => state.units().find(|u| &u.name == name).ok_or_else(|| {
-            CliError::bad(format!(
-                "{}: no unit named {name} in this sweep",
-                sweep_dir.display()
-            ))
-        })?,
-        (None, Some(i)) => state.cells.get(i).ok_or_else(|| {
-            CliError::bad(format!(
-                "{}: no cell {i}; the sweep has {} (0 to {})",
-                sweep_dir.display(),
-                state.cells.len(),
-                state.cells.len().saturating_sub(1)
-            ))
-        })?,
-        (None, None) => return Err(CliError::bad("run-cell needs --unit NAME or --index I")),
-    };
-    if let Some(k) = entry.after {
-        let p = &state.pretrains[k];
-        if observe(&sweep_dir.join(&p.dir)) != Status::Finished {
-            return Err(CliError::bad(format!(
-                "{} starts from the pre-training {}, which has not finished",
-                entry.name, p.name
-            )));
-        }
-    }
-    let run_dir = sweep_dir.join(&entry.dir);
-    match observe(&run_dir) {
-        Status::Finished => {
-            say(&format!("{} has finished already", run_dir.display()));
-            Ok(Done::Finished)
-        }
-        Status::Pending => {
-            if run_dir.exists() && !run_dir.join("checkpoints").exists() {
-                // Left by a start that died before its first record: nothing to keep.
-                fs::remove_dir_all(&run_dir).map_err(|e| {
-                    CliError::failed(format!("cannot clear {}: {e}", run_dir.display()))
-                })?;
-            }
-            super::run::run(RunArgs {
-                file: sweep_dir.join(&entry.experiment),
-                headless: true,
-                dry_run: false,
-                out: Some(run_dir),
-                force: false,
-                set: SetArgs { set: Vec::new() },
-            })
-        }
-        _ => super::run::resume(ResumeArgs {
-            run_dir,
-            headless: true,
-            force: false,
-            restart: true,
-            retry_failed: false,
-            jobs: None,
-        }),
-    }
-}

@@ -37,6 +37,11 @@ pub struct CellRow {
     pub fp32_bytes: Option<u64>,
     pub compression: Option<f64>,
     pub train_seconds: Option<f64>,
+    /// What Slurm says of the cell's job (`RUNNING 13_2`), for the
+    /// explorer of a Slurm sweep; not part of the exports, whose numbers
+    /// are the same wherever the cell ran.
+    #[serde(skip)]
+    pub scheduler: Option<String>,
 }
 
 impl CellRow {

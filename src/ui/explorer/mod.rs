@@ -2,6 +2,9 @@
 //! table (`model.rs`, pure), drawn by `view.rs`, driven by the keys in
 //! `keys.rs`. Every run is followed from its own directory, the same way
 //! `iq-tui open` follows one; Enter opens its dashboard and Esc comes back.
+//! A sweep submitted to Slurm also gets the scheduler's state of each cell,
+//! read on a thread of its own every few seconds so that a slow `squeue`
+//! never holds up the keys.
 
 mod charts;
 mod keys;
@@ -11,7 +14,7 @@ pub mod view;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
@@ -73,6 +76,7 @@ fn load_watched(root: &Path) -> Result<(Explorer, Vec<Watch>, Vec<PathBuf>), Str
             dir: dir.clone(),
             view: RunView::default(),
             summary: None,
+            scheduler: None,
         });
         watches.push(Watch {
             tail: EventTail::new(&dir.join("events.jsonl")),
@@ -81,7 +85,94 @@ fn load_watched(root: &Path) -> Result<(Explorer, Vec<Watch>, Vec<PathBuf>), Str
     let mut e = Explorer::new(title, axes, entries);
     refresh(&mut e, &mut watches, &pretrains);
     e.sweeper = sweeper(root);
+    if root.join(crate::slurm::record::RECORD_FILE).is_file() {
+        if let Ok(s) = SweepState::read(root) {
+            if let Ok(board) = crate::slurm::board(root, &s) {
+                show_scheduler(&mut e, &board);
+            }
+        }
+    }
     Ok((e, watches, pretrains))
+}
+
+/// The scheduler's word on every cell, into the table and the header.
+pub fn show_scheduler(e: &mut Explorer, board: &crate::slurm::Board) {
+    use crate::slurm::Stage;
+    for entry in &mut e.entries {
+        let unit = board
+            .units
+            .iter()
+            .find(|u| u.stage == Stage::Cells && u.name == entry.unit.name);
+        entry.scheduler = unit.map(|u| match &u.job {
+            Some(job) => format!("{} {job}", u.state),
+            None => u.state.clone(),
+        });
+        agree(entry);
+    }
+    let jobs = board
+        .record
+        .as_ref()
+        .map(|r| r.jobs().join(", "))
+        .unwrap_or_default();
+    let s = &board.snapshot;
+    e.slurm = Some(if s.squeue {
+        format!("Slurm jobs {jobs}")
+    } else {
+        format!(
+            "Slurm jobs {jobs}: {}",
+            s.note.as_deref().unwrap_or("squeue did not answer")
+        )
+    });
+}
+
+/// Between two answers of the scheduler, the run directory's newer word:
+/// a cell whose summary or writer appeared since shows so at once.
+fn agree(entry: &mut Entry) {
+    let word = match entry.status {
+        Status::Finished => "FINISHED",
+        Status::Running => "RUNNING",
+        _ => return,
+    };
+    if let Some(s) = &mut entry.scheduler {
+        *s = match s.split_once(' ') {
+            Some((_, job)) => format!("{word} {job}"),
+            None => word.to_string(),
+        };
+    }
+}
+
+/// How often the scheduler is asked: often enough to follow a queue, rare
+/// enough not to load a cluster's controller.
+const SCHEDULER_EVERY: Duration = Duration::from_secs(5);
+
+/// The newest answer of the thread that asks the scheduler.
+type SchedulerAnswer = Arc<Mutex<Option<crate::slurm::Board>>>;
+
+/// Asks the scheduler about a Slurm sweep until `stop` is set.
+fn watch_scheduler(root: &Path, stop: Arc<AtomicBool>) -> Option<SchedulerAnswer> {
+    if !root.join(crate::slurm::record::RECORD_FILE).is_file() {
+        return None;
+    }
+    let answer: SchedulerAnswer = Arc::default();
+    let (root, out) = (root.to_path_buf(), answer.clone());
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            let waited = std::time::Instant::now();
+            while waited.elapsed() < SCHEDULER_EVERY {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let Ok(s) = SweepState::read(&root) else {
+                continue;
+            };
+            if let Ok(board) = crate::slurm::board(&root, &s) {
+                *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(board);
+            }
+        }
+    });
+    Some(answer)
 }
 
 /// Reads what every run appended, and each one's state.
@@ -99,6 +190,7 @@ fn refresh(e: &mut Explorer, watches: &mut [Watch], pretrains: &[PathBuf]) {
             }
             let _ = w.tail.take_error(); // a damaged line is the run's own dashboard's to name
         }
+        agree(entry);
         if entry.status == Status::Finished && entry.summary.is_none() {
             entry.summary = std::fs::read_to_string(entry.dir.join("summary.json"))
                 .ok()
@@ -135,6 +227,8 @@ pub fn run_explorer(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()?;
+    let stop_asking = Arc::new(AtomicBool::new(false));
+    let scheduler = watch_scheduler(&root, stop_asking.clone());
     let mut terminal = ratatui::init();
     let result = loop {
         let effect = runtime.block_on(event_loop(
@@ -144,6 +238,7 @@ pub fn run_explorer(
             &pretrains,
             &root,
             &terminate,
+            scheduler.as_ref(),
         ));
         match effect {
             Ok(Some(Effect::Open(i))) => {
@@ -165,6 +260,7 @@ pub fn run_explorer(
         }
     };
     ratatui::restore();
+    stop_asking.store(true, Ordering::SeqCst);
     result
 }
 
@@ -195,6 +291,7 @@ async fn event_loop(
     pretrains: &[PathBuf],
     root: &Path,
     terminate: &AtomicBool,
+    scheduler: Option<&SchedulerAnswer>,
 ) -> std::io::Result<Option<Effect>> {
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -220,6 +317,10 @@ async fn event_loop(
             _ = tick.tick() => {
                 refresh(e, watches, pretrains);
                 e.sweeper = sweeper(root);
+                let answer = scheduler.and_then(|a| a.lock().unwrap_or_else(|p| p.into_inner()).take());
+                if let Some(board) = answer {
+                    show_scheduler(e, &board);
+                }
             }
         }
         terminal.draw(|f| view::draw(f, e))?;

@@ -22,6 +22,8 @@ pub struct Entry {
     pub view: RunView,
     #[serde(skip)]
     pub summary: Option<Summary>,
+    /// For a Slurm sweep: the cell's state and job, as `iq-tui status` shows them.
+    pub scheduler: Option<String>,
 }
 
 /// The explorer's screens.
@@ -90,6 +92,8 @@ pub struct Explorer {
     pub pretraining: (usize, usize),
     /// For a sweep: the process running it (its lock's holder), if one is.
     pub sweeper: Option<Option<String>>,
+    /// For a sweep submitted to Slurm: its jobs and where their states come from.
+    pub slurm: Option<String>,
     pub screen: Screen,
     /// Index into [`Explorer::columns`].
     pub sort: usize,
@@ -116,6 +120,7 @@ enum Key {
     Name,
     Axis(usize),
     Status,
+    Scheduler,
     Number(fn(&CellRow) -> Option<f64>),
 }
 
@@ -127,6 +132,7 @@ impl Explorer {
             entries,
             pretraining: (0, 0),
             sweeper: None,
+            slurm: None,
             screen: Screen::Table,
             sort: 0,
             descending: false,
@@ -173,6 +179,13 @@ impl Explorer {
             priority: 0,
             key: Key::Status,
         });
+        if self.slurm.is_some() {
+            c.push(ColumnDef {
+                header: "slurm".into(),
+                priority: 1,
+                key: Key::Scheduler,
+            });
+        }
         let varied_bits = self
             .axes
             .iter()
@@ -197,13 +210,15 @@ impl Explorer {
         self.entries
             .iter()
             .map(|e| {
-                CellRow::of(
+                let mut row = CellRow::of(
                     &self.axes,
                     &e.unit,
                     e.status,
                     e.summary.as_ref(),
                     Some(&e.view),
-                )
+                );
+                row.scheduler = e.scheduler.clone();
+                row
             })
             .collect()
     }
@@ -337,6 +352,7 @@ fn compare(key: &Key, a: &CellRow, b: &CellRow) -> std::cmp::Ordering {
             _ => a.values[*i].cmp(&b.values[*i]),
         },
         Key::Status => a.status.cmp(&b.status),
+        Key::Scheduler => a.scheduler.cmp(&b.scheduler),
         // Missing values go last either way up.
         Key::Number(f) => match (f(a), f(b)) {
             (Some(x), Some(y)) => x.total_cmp(&y),
@@ -366,6 +382,7 @@ mod tests {
             status,
             view: RunView::default(),
             summary: None,
+            scheduler: None,
         }
     }
 

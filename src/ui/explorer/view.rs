@@ -75,6 +75,7 @@ fn header_line(e: &Explorer, width: usize) -> String {
         ));
     }
     match &e.sweeper {
+        _ if e.slurm.is_some() => parts.push(e.slurm.clone().unwrap_or_default()),
         Some(Some(pid)) => parts.push(format!("sweep running in process {pid}")),
         Some(None) if e.entries.iter().any(|x| x.status != Status::Finished) => {
             parts.push("not running: `iq-tui resume` continues it".into())
@@ -174,6 +175,7 @@ fn cell_text(row: &CellRow, header: &str, axis: Option<usize>) -> String {
     match header {
         "run" => row.cell.clone(),
         "status" => row.status.clone(),
+        "slurm" => row.scheduler.clone().unwrap_or_else(|| "–".into()),
         "done" => row.progress.map_or_else(
             || {
                 if row.status == "finished" {
