@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::args::{ResumeArgs, RunArgs, SetArgs, StageArg};
 use super::error::{CliError, CliResult, Done};
 use crate::headless::say;
-use crate::sweep::{observe, Status, SweepState};
+use crate::sweep::{observe, Status, SweepState, UnitEntry};
 
 /// Runs the unit named `unit`, or unit `index` of `stage`.
 pub(super) fn run_cell(
@@ -64,6 +64,17 @@ pub(super) fn run_cell(
             .unwrap_or_default()
     ));
     let run_dir = sweep_dir.join(&entry.dir);
+    let result = run_unit(&sweep_dir, entry, run_dir);
+    if matches!(result, Ok(Done::Stopped)) && slurm_task().is_some() {
+        say(&format!(
+            "the sweep continues with `iq-tui resume {} --slurm`",
+            sweep_dir.display()
+        ));
+    }
+    result
+}
+
+fn run_unit(sweep_dir: &std::path::Path, entry: &UnitEntry, run_dir: PathBuf) -> CliResult {
     match observe(&run_dir) {
         Status::Finished => {
             say(&format!("{} has finished already", run_dir.display()));

@@ -94,9 +94,10 @@ pub(super) fn submit(args: SweepArgs) -> CliResult {
 
 fn say_plan(root: &Path, state: &SweepState, o: &Options) {
     println!(
-        "sweep directory: {} ({} cells, {} shared pre-training; {} CPU{}, {} per task{}{})",
+        "sweep directory: {} ({} cell{}, {} shared pre-training; {} CPU{}, {} per task{}{})",
         root.display(),
         state.cells.len(),
+        if state.cells.len() == 1 { "" } else { "s" },
         state.pretrains.len(),
         o.cpus_per_task,
         if o.cpus_per_task == 1 { "" } else { "s" },
@@ -170,25 +171,33 @@ fn submit_units(
 /// The PTB directory the tasks read, checked here because compute nodes
 /// download nothing; `None` when no unit reads PTB.
 fn ptb_needed(p: &Prepared) -> Result<Option<PathBuf>, CliError> {
-    let mut found = None;
     for u in p.plan.pretrains.iter().chain(&p.plan.cells) {
-        let DataSource::Ptb { dir } = &u.experiment.data else {
-            continue;
-        };
-        let mut lookup = ptb::Lookup::from_env(dir.as_deref());
-        lookup.offline = true;
-        let at = lookup
-            .resolve()
-            .and_then(|d| ptb::verify_dir(&d).map(|()| d));
-        let at = at.map_err(|e| {
-            CliError::bad(format!(
-                "{}: Penn Treebank must be on this machine before submitting, since compute nodes download nothing: {e}\nfetch it here first with `iq-tui fetch-ptb` (or set IQ_TUI_PTB_DIR to a copy on the shared filesystem)",
-                u.name
-            ))
-        })?;
-        found = Some(std::path::absolute(&at).unwrap_or(at));
+        if let DataSource::Ptb { dir } = &u.experiment.data {
+            return ptb_here(&u.name, dir.as_deref()).map(Some);
+        }
     }
-    Ok(found)
+    Ok(None)
+}
+
+/// Where PTB lies on this machine, looked up as a run would but never
+/// downloaded.
+fn ptb_here(unit: &str, dir: Option<&Path>) -> Result<PathBuf, CliError> {
+    let mut lookup = ptb::Lookup::from_env(dir);
+    lookup.offline = true;
+    match lookup.resolve() {
+        Ok(d) => Ok(std::path::absolute(&d).unwrap_or(d)),
+        Err(crate::data::DataError::NotFound { looked, .. }) => {
+            let looked: Vec<String> = looked
+                .iter()
+                .map(|p| format!("  - {}", p.display()))
+                .collect();
+            Err(CliError::bad(format!(
+                "{unit} reads Penn Treebank, which is not on this machine, and compute nodes download nothing. Looked in:\n{}\nfetch it here first with `iq-tui fetch-ptb` (into the cache; compute nodes read it where home directories are shared), or set IQ_TUI_PTB_DIR to a copy on the shared filesystem, then submit again",
+                looked.join("\n")
+            )))
+        }
+        Err(e) => Err(CliError::bad(format!("{unit}: {e}"))),
+    }
 }
 
 fn executable() -> Result<PathBuf, CliError> {
@@ -386,15 +395,7 @@ fn ptb_of_scripts(root: &Path, state: &SweepState) -> Result<Option<PathBuf>, Cl
             continue;
         };
         if let DataSource::Ptb { dir } = &e.data {
-            let mut lookup = ptb::Lookup::from_env(dir.as_deref());
-            lookup.offline = true;
-            let d = lookup.resolve().map_err(|e| {
-                CliError::bad(format!(
-                    "{}: Penn Treebank must be on this machine before submitting: {e}\nfetch it here first with `iq-tui fetch-ptb`",
-                    u.name
-                ))
-            })?;
-            return Ok(Some(std::path::absolute(&d).unwrap_or(d)));
+            return ptb_here(&u.name, dir.as_deref()).map(Some);
         }
     }
     Ok(None)
@@ -462,7 +463,12 @@ pub(super) fn status(dir: &Path) -> CliResult {
     }
     counts.sort();
     let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
-    println!("{} cells: {}", state.cells.len(), parts.join(", "));
+    println!(
+        "{} cell{}: {}",
+        state.cells.len(),
+        if state.cells.len() == 1 { "" } else { "s" },
+        parts.join(", ")
+    );
     Ok(Done::Finished)
 }
 
