@@ -336,3 +336,59 @@ fn without_ptb_or_sbatch_or_sense_nothing_is_submitted() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("not a sweep directory"));
 }
+
+#[test]
+fn a_failed_cell_is_named_and_goes_again_only_when_asked() {
+    if !have_slurm() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("fail.ron");
+    std::fs::write(
+        &file,
+        format!(
+            r#"Sweep(name: "fail", base: "{}", grid: {{ "quantization.retrain.lr": [0.5, 1e9] }})"#,
+            root().join("experiments/smoke.ron").display()
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("s");
+    let dir = out.to_str().unwrap();
+    let o = iq_tui(&[
+        "sweep",
+        file.to_str().unwrap(),
+        "--slurm",
+        "--cpus-per-task",
+        "1",
+        "--out",
+        dir,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let ended = |now: &BTreeMap<String, (String, String, String)>| {
+        now["c000-lr0.5"].0 == "FINISHED" && now["c001-lr1e9"].0 == "FAILED"
+    };
+    let mut seen = BTreeMap::new();
+    let first = watch(&out, &mut seen, 300, ended);
+    let said = text(&iq_tui(&["status", dir]).stdout);
+    assert!(said.contains("training diverged"), "{said}");
+
+    let o = iq_tui(&["resume", dir, "--slurm"]);
+    let said = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("nothing to submit") && said.contains("1 failed (--retry-failed"),
+        "{said}"
+    );
+
+    let o = iq_tui(&["resume", dir, "--slurm", "--retry-failed"]);
+    let said = text(&o.stdout);
+    assert!(
+        said.contains("submitted the cells: job ") && said.contains("(1 task)"),
+        "{said}"
+    );
+    let again = watch(&out, &mut seen, 300, |now| {
+        ended(now) && now["c001-lr1e9"].1 != first["c001-lr1e9"].1
+    });
+    let log = std::fs::read_to_string(out.join(&again["c001-lr1e9"].2)).unwrap();
+    assert!(log.contains("error: training diverged"), "{log}");
+}

@@ -135,19 +135,20 @@ pub fn views(
             .and_then(|t| snapshot.tasks.get(t))
             .and_then(|s| s.reason.clone());
         let state = combine(run, job_state.as_ref());
-        let detail = if state == "PENDING" {
-            reason
-        } else if state == "FAILED" {
-            unit.error.clone()
-        } else {
-            None
-        };
         let log = match &task {
             Some((job, i)) => Some(script::log_path(sweep_dir, stage, job, *i)),
             None => {
                 let local = sweep_dir.join("logs").join(format!("{}.log", unit.name));
                 local.is_file().then_some(local)
             }
+        };
+        let detail = match state.as_str() {
+            "PENDING" => reason,
+            "FAILED" | "OUT_OF_MEMORY" | "NODE_FAIL" => log
+                .as_deref()
+                .and_then(last_error)
+                .or_else(|| unit.error.clone()),
+            _ => None,
         };
         out.push(UnitView {
             name: unit.name.clone(),
@@ -161,6 +162,22 @@ pub fn views(
         });
     }
     out
+}
+
+/// The last `error:` line of a log, read from its tail.
+fn last_error(log: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(log).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)))
+        .ok()?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).ok()?;
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("error:"))
+        .map(|l| l.trim().to_string())
 }
 
 #[cfg(test)]
