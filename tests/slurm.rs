@@ -147,6 +147,14 @@ fn a_sweep_on_slurm_equals_the_local_run_and_a_cancelled_cell_resumes() {
         .as_str()
         .unwrap()
         .to_string();
+    // Running it here as well would give its cells two writers.
+    let o = iq_tui(&["resume", cluster.to_str().unwrap(), "--headless"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stderr).contains("queued or running on Slurm"),
+        "{}",
+        text(&o.stderr)
+    );
     // The explorer, in a real terminal, shows the scheduler's column live.
     let explorer = common::tmux::have_tmux().then(|| {
         let s = common::tmux::Session::start(

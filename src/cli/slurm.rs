@@ -401,6 +401,33 @@ fn ptb_of_scripts(root: &Path, state: &SweepState) -> Result<Option<PathBuf>, Cl
     Ok(None)
 }
 
+/// A local `resume` of a sweep whose units still wait or run on Slurm
+/// would give them a second writer: refused, naming the jobs.
+pub(super) fn refuse_if_queued(root: &Path, state: &SweepState) -> Result<(), CliError> {
+    if !root.join(slurm::record::RECORD_FILE).is_file() {
+        return Ok(());
+    }
+    let board = slurm::board(root, state).map_err(CliError::bad)?;
+    let queued: Vec<String> = board
+        .units
+        .iter()
+        .filter(|u| u.job.is_some() && matches!(u.state.as_str(), "PENDING" | "RUNNING"))
+        .filter_map(|u| u.job.clone())
+        .collect();
+    if queued.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::bad(format!(
+        "{}: {} unit{} of this sweep {} queued or running on Slurm ({}); wait for them, or `scancel` them first; `iq-tui resume {} --slurm` submits the rest",
+        root.display(),
+        queued.len(),
+        if queued.len() == 1 { "" } else { "s" },
+        if queued.len() == 1 { "is" } else { "are" },
+        queued.join(", "),
+        root.display()
+    )))
+}
+
 fn is_queued(u: &UnitView) -> bool {
     matches!(u.state.as_str(), "PENDING" | "RUNNING") && u.job.is_some() || u.run == Status::Running
 }

@@ -272,6 +272,7 @@ pub(super) fn resume(args: ResumeArgs) -> CliResult {
         .map_err(|e| CliError::failed(format!("{}: {e}", args.run_dir.display())))?;
     let mut state = SweepState::read(&root).map_err(CliError::bad)?;
     let lock = RunLock::acquire(&root).map_err(lock_error)?;
+    super::slurm::refuse_if_queued(&root, &state)?;
     let jobs = args
         .jobs
         .map_or_else(|| (cores() / state.threads).max(1), usize::from);
