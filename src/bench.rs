@@ -99,7 +99,12 @@ pub struct GemmPeak {
 /// Times `size`³ products through the same parallel GEMM the training ops
 /// use (best of `repeats`): the ceiling a training step is measured against.
 pub fn gemm_peak(size: usize, repeats: usize) -> GemmPeak {
-    use crate::model::gemm::{matmul, View};
+    gemm_peak_on(crate::model::gemm::backend(), size, repeats)
+}
+
+/// [`gemm_peak`] on a given backend.
+pub fn gemm_peak_on(backend: crate::model::gemm::Backend, size: usize, repeats: usize) -> GemmPeak {
+    use crate::model::gemm::{matmul_on, View};
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let a: Vec<f32> = (0..size * size).map(|_| rng.gen_range(-1.0..1.0)).collect();
     let b: Vec<f32> = (0..size * size).map(|_| rng.gen_range(-1.0..1.0)).collect();
@@ -107,7 +112,8 @@ pub fn gemm_peak(size: usize, repeats: usize) -> GemmPeak {
     let mut best = f64::INFINITY;
     for _ in 0..repeats.max(1) + 1 {
         let start = Instant::now();
-        matmul(
+        matmul_on(
+            backend,
             &mut c,
             (size, size, size),
             View::rows(&a, size),
@@ -119,7 +125,7 @@ pub fn gemm_peak(size: usize, repeats: usize) -> GemmPeak {
     GemmPeak {
         size,
         threads: rayon::current_num_threads(),
-        backend: crate::model::gemm::backend(),
+        backend,
         gflops: 2.0 * (size as f64).powi(3) / best / 1e9,
     }
 }

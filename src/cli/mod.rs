@@ -31,7 +31,7 @@ pub fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> CliResult {
-    crate::model::gemm::select_backend().map_err(|e| CliError::bad(e.to_string()))?;
+    crate::model::backend::check_request().map_err(CliError::bad)?;
     match cli.command {
         Some(Command::Run(args)) if sweep::is_sweep_file(&args.file) => sweep::from_run(args),
         Some(Command::Run(args)) => run::run(args),

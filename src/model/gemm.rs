@@ -4,163 +4,20 @@
 //! single-threaded GEMM per block: no block shares a reduction, so a result
 //! never depends on which thread ran it.
 //!
-//! A block runs on one of two [`Backend`]s. The `gemm` crate is built in.
-//! OpenBLAS is used instead when its shared library is installed
-//! (`libopenblas.so.0`, loaded at run time, so nothing is needed to build):
-//! on this project's AVX2 machine its kernels ran a training step's shapes
-//! 5–26 % faster than `gemm` 0.18 in a scratch benchmark, and whole 2×650
-//! steps 11–18 % faster (README, "Measured"), though the two reach about the
-//! same 1024³ peak. dfdx's own `gemm` 0.15 path ran on one core at about
-//! 50 GFLOP/s.
+//! A block runs on the [`Backend`] that `backend.rs` chose by measuring:
+//! the built-in `gemm` crate, or a CBLAS library (OpenBLAS, or the one
+//! `IQ_TUI_CBLAS` names) loaded at run time, so nothing is needed to build.
+//! dfdx's own `gemm` 0.15 path ran on one core at about 50 GFLOP/s.
 
 use std::any::TypeId;
 use std::ops::Range;
-use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
 use super::Real;
 
-/// The environment variable that picks the backend: `builtin`, `openblas`,
-/// or unset for OpenBLAS when it is installed.
-pub const BACKEND_VAR: &str = "IQ_TUI_GEMM";
-
-/// Which library computes the GEMM blocks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// The `gemm` crate, compiled in.
-    Builtin,
-    /// A system OpenBLAS, loaded at run time and run on one thread per block.
-    OpenBlas,
-}
-
-impl std::fmt::Display for Backend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Backend::Builtin => "builtin (gemm crate)",
-            Backend::OpenBlas => "OpenBLAS",
-        })
-    }
-}
-
-/// The backend chosen from [`BACKEND_VAR`] and what is installed; an error
-/// names what was asked for and why it cannot be had.
-pub fn select_backend() -> Result<Backend, String> {
-    match std::env::var(BACKEND_VAR).as_deref() {
-        Err(_) | Ok("") | Ok("auto") => Ok(if openblas().is_ok() {
-            Backend::OpenBlas
-        } else {
-            Backend::Builtin
-        }),
-        Ok("builtin") => Ok(Backend::Builtin),
-        Ok("openblas") => openblas()
-            .map(|_| Backend::OpenBlas)
-            .map_err(|e| format!("{BACKEND_VAR}=openblas, but OpenBLAS cannot be loaded: {e}")),
-        Ok(other) => Err(format!(
-            "{BACKEND_VAR}={other:?} is not a GEMM backend (allowed: builtin, openblas, auto)"
-        )),
-    }
-}
-
-/// The backend every product uses, fixed at first use ([`select_backend`],
-/// falling back to the built-in one; the CLI reports a bad choice first).
-pub fn backend() -> Backend {
-    static CHOSEN: OnceLock<Backend> = OnceLock::new();
-    *CHOSEN.get_or_init(|| select_backend().unwrap_or(Backend::Builtin))
-}
-
-/// What a run's rounding depends on beyond its experiment and seed. Every
-/// product adds in its backend's order, so two backends give different
-/// numbers (and one epoch of SGD carries such differences into the
-/// trajectory: README, "One epoch, before and after"); the thread count
-/// sets the block split. A run records it, and a resume says when it differs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Arithmetic {
-    pub gemm: Backend,
-    pub threads: usize,
-}
-
-impl Arithmetic {
-    pub fn current() -> Self {
-        Self {
-            gemm: backend(),
-            threads: rayon::current_num_threads(),
-        }
-    }
-}
-
-impl std::fmt::Display for Arithmetic {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let plural = if self.threads == 1 { "" } else { "s" };
-        write!(f, "GEMM {}, {} thread{plural}", self.gemm, self.threads)
-    }
-}
-
-type CblasGemm<E> = unsafe extern "C" fn(
-    i32,
-    i32,
-    i32,
-    i32,
-    i32,
-    i32,
-    E,
-    *const E,
-    i32,
-    *const E,
-    i32,
-    E,
-    *mut E,
-    i32,
-);
-
-/// The two CBLAS entry points the products need.
-struct OpenBlas {
-    sgemm: CblasGemm<f32>,
-    dgemm: CblasGemm<f64>,
-    // Keeps the library mapped for as long as the function pointers live.
-    _library: libloading::Library,
-}
-
-/// OpenBLAS, loaded once, set to one thread per call (this module splits the
-/// work itself, so results stay independent of OpenBLAS's threading).
-fn openblas() -> Result<&'static OpenBlas, String> {
-    static LOADED: OnceLock<Result<OpenBlas, String>> = OnceLock::new();
-    LOADED
-        .get_or_init(|| {
-            const NAMES: [&str; 3] = ["libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"];
-            let mut last = String::new();
-            for name in NAMES {
-                // SAFETY: OpenBLAS's initialisers only start its thread pool.
-                match unsafe { libloading::Library::new(name) } {
-                    Ok(library) => {
-                        // SAFETY: the CBLAS and OpenBLAS signatures, as in cblas.h.
-                        return unsafe {
-                            let sgemm = *library
-                                .get::<CblasGemm<f32>>(b"cblas_sgemm\0")
-                                .map_err(|e| format!("{name}: {e}"))?;
-                            let dgemm = *library
-                                .get::<CblasGemm<f64>>(b"cblas_dgemm\0")
-                                .map_err(|e| format!("{name}: {e}"))?;
-                            let threads = library
-                                .get::<unsafe extern "C" fn(i32)>(b"openblas_set_num_threads\0")
-                                .map_err(|e| format!("{name}: {e}"))?;
-                            threads(1);
-                            Ok(OpenBlas {
-                                sgemm,
-                                dgemm,
-                                _library: library,
-                            })
-                        };
-                    }
-                    Err(e) => last = e.to_string(),
-                }
-            }
-            Err(last)
-        })
-        .as_ref()
-        .map_err(Clone::clone)
-}
+pub use super::backend::{backend, Arithmetic, Backend, BACKEND_VAR};
+use super::backend::{openblas, other_cblas, Cblas, CblasGemm};
 
 /// A read-only matrix operand: where element (r, c) lives is
 /// `ptr + r·row_stride + c·col_stride`.
@@ -348,7 +205,7 @@ pub fn matmul<E: Real>(
     matmul_on(backend(), dst, shape, a, b, accumulate)
 }
 
-fn matmul_on<E: Real>(
+pub fn matmul_on<E: Real>(
     backend: Backend,
     dst: &mut [E],
     (m, n, k): (usize, usize, usize),
@@ -449,11 +306,14 @@ unsafe fn kernel<E: Real>(
         if m == 0 || n == 0 {
             return;
         }
-        if backend == Backend::OpenBlas {
-            if let (Ok(blas), Some(a), Some(b)) = (openblas(), a.cblas(m, k), b.cblas(k, n)) {
-                cblas(blas, (m, n, k), dst, dst_rs, a, b, accumulate);
-                return;
-            }
+        let library = match backend {
+            Backend::Builtin => None,
+            Backend::OpenBlas => openblas().ok(),
+            Backend::Cblas => other_cblas().ok(),
+        };
+        if let (Some(blas), Some(a), Some(b)) = (library, a.cblas(m, k), b.cblas(k, n)) {
+            cblas(blas, (m, n, k), dst, dst_rs, a, b, accumulate);
+            return;
         }
         let alpha = if accumulate { E::ONE } else { E::default() };
         gemm::gemm(
@@ -486,7 +346,7 @@ unsafe fn kernel<E: Real>(
 /// # Safety
 /// As for [`kernel`].
 unsafe fn cblas<E: Real>(
-    blas: &OpenBlas,
+    blas: &Cblas,
     (m, n, k): (usize, usize, usize),
     dst: *mut E,
     dst_rs: usize,

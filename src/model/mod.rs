@@ -7,6 +7,7 @@
 //! with global gradient-norm clipping. Weights are reachable by name as plain
 //! `f32` rows for the compression work.
 
+pub mod backend;
 mod decoder_loss;
 pub(crate) mod gemm;
 mod lstm;

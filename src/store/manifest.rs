@@ -32,6 +32,9 @@ pub struct Machine {
     /// The library the products ran on (absent in older runs).
     #[serde(default)]
     pub gemm: Option<crate::model::GemmBackend>,
+    /// Why that library: measured against the others, or forced.
+    #[serde(default)]
+    pub gemm_choice: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +87,7 @@ impl Machine {
             logical_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             threads: rayon::current_num_threads(),
             gemm: Some(crate::model::Arithmetic::current().gemm),
+            gemm_choice: crate::model::backend::choice().ok().map(|c| c.why.clone()),
         }
     }
 }
