@@ -11,9 +11,12 @@
 # the best GEMM rate each library reaches on this machine, and the peak
 # resident memory of a 2×650 run.
 #
-# iq-tui runs its products on OpenBLAS when libopenblas.so.0 is installed
-# (on Debian: libopenblas0-pthread), else on the built-in `gemm` crate;
-# IQ_TUI_GEMM=builtin or =openblas forces one, and the table names it.
+# iq-tui runs its products on the backend it measured fastest here (the
+# built-in `gemm` crate, OpenBLAS when installed, a CBLAS named by
+# IQ_TUI_CBLAS); IQ_TUI_GEMM forces one. The table names the CPU, its vector
+# features, the backend chosen, every candidate's GEMM rate and the vector
+# kernels that ran, and gives each ratio as a mean with its 95 % interval
+# over the rounds (at least five rounds for a claim).
 #
 # PyTorch is a benchmark dependency only: when missing it is installed from
 # PyPI into a virtual environment (VENV, default target/bench-venv; the PyPI
@@ -84,9 +87,29 @@ def load(name):
         runs.setdefault((r["layers"], r["hidden"]), []).append(r)
     return runs
 iq, torch = load("iq"), load("torch")
-iq_gemm = json.load(open(f"{out}/iq-gemm.json"))
-peak_iq, backend = iq_gemm["gflops"], iq_gemm["backend"]
+cpu = open("/proc/cpuinfo").read()
+model = next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("model name")), "?")
+flags = next((l.split(":", 1)[1].split() for l in cpu.splitlines() if l.startswith("flags")), [])
+vector = [f for f in flags if f.startswith(("avx", "amx")) or f == "fma"]
+print(f"CPU: {model}; vector features: {' '.join(vector) or 'none'}")
+rates = {}
+for line in open(f"{out}/iq-gemm.json"):
+    r = json.loads(line)
+    rates[r["backend"]] = r["gflops"]
+first = next(iter(iq.values()))[0]
+backend, kernels = first["backend"], first["kernels"]
+peak_iq = rates.get(backend, max(rates.values()))
+print("iq-tui GEMM candidates, 1024³: " + ", ".join(
+    f"{b} {g:.0f} GFLOP/s{' (chosen)' if b == backend else ''}" for b, g in rates.items()))
+print(f"iq-tui vector kernels: {kernels}")
 peak_torch = json.load(open(f"{out}/torch-gemm.json"))["gflops"]
+def interval(xs):
+    # mean and the half-width of its 95 % t-interval
+    t = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
+    m = statistics.mean(xs)
+    if len(xs) < 2:
+        return m, float("nan")
+    return m, t.get(len(xs) - 1, 2.0) * statistics.stdev(xs) / len(xs) ** 0.5
 def flops(layers, hidden, vocab=10_000):
     # matrix products of a training step per token: 3 × forward
     return 3 * (2 * 4 * hidden * 2 * hidden * layers + 2 * hidden * vocab)
@@ -106,7 +129,8 @@ for key in iq:
     # each round's pair ran back to back, so its ratio is the least
     # disturbed by the machine's drift from minute to minute
     paired = [x["tokens_per_sec"] / y["tokens_per_sec"] for x, y in zip(iq[key], torch[key])]
+    mean, half = interval(paired)
     print(f"{'':>6} ratio per round: {', '.join(f'{r:.2f}' for r in paired)} "
-          f"(median {statistics.median(paired):.2f}x)")
+          f"(mean {mean:.2f}x ± {half:.2f}, 95 % interval over {len(paired)} rounds)")
 print(f"peak resident memory, 2x650 training: iq-tui {mem_iq / 1024:.0f} MB, PyTorch {mem_torch / 1024:.0f} MB")
 PY

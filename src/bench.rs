@@ -19,6 +19,8 @@ pub struct Throughput {
     pub bptt: usize,
     pub threads: usize,
     pub backend: crate::model::gemm::Backend,
+    /// The project's own vector kernels (recurrent products, activations).
+    pub kernels: &'static str,
     /// Median over the timed steps.
     pub tokens_per_sec: f64,
     pub step_ms: f64,
@@ -80,6 +82,7 @@ pub fn training_throughput(
         bptt,
         threads: rayon::current_num_threads(),
         backend: crate::model::gemm::backend(),
+        kernels: crate::model::kernels::vector().name(),
         tokens_per_sec: n as f64 / median,
         step_ms: median * 1e3,
         fastest_step_ms: times[0] * 1e3,

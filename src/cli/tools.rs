@@ -40,6 +40,10 @@ pub(super) fn bench(args: BenchArgs) -> CliResult {
     let choice = crate::model::backend::choice().map_err(CliError::bad)?;
     if !args.json {
         println!("GEMM backend: {} ({})", choice.backend, choice.why);
+        println!(
+            "vector kernels: {} (IQ_TUI_KERNELS=avx512|avx2|portable chooses)",
+            crate::model::kernels::vector().name()
+        );
     }
     if args.gemm_peak {
         // Every candidate, so a table from any machine says what was there.

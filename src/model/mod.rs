@@ -10,6 +10,7 @@
 pub mod backend;
 mod decoder_loss;
 pub(crate) mod gemm;
+pub mod kernels;
 mod lstm;
 mod lstm_layer;
 mod real;

@@ -206,31 +206,56 @@ fn panel_product_portable<E: Real>(
     }
 }
 
-/// The f32 kernel on AVX2 + FMA: `rows` × 16 sums in registers, two panel
-/// loads and one broadcast per row for every k.
+/// The f32 kernel for this CPU: `rows` × 16 sums in registers, one
+/// broadcast per row for every k, and two 8-lane (AVX2 + FMA) or one
+/// 16-lane (AVX-512) panel load. Every sum is the same chain of fused
+/// multiply-adds in k order on both, so the two give identical bits.
 #[cfg(target_arch = "x86_64")]
 fn panel_product_f32(a: &[f32], k: usize, rows: usize, panel: &[f32], tile: &mut Tile<f32>) {
-    use std::sync::OnceLock;
-    static FMA: OnceLock<bool> = OnceLock::new();
-    let fma = *FMA.get_or_init(|| {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    });
-    if !fma {
+    let kernel = super::kernels::vector();
+    if kernel == super::kernels::Vector::Portable {
         return panel_product_portable(a, k, rows, panel, tile);
     }
+    panel_product_on(kernel, a, k, rows, panel, tile)
+}
+
+/// [`panel_product_f32`] on the given vector kernel, which the CPU must have.
+#[cfg(target_arch = "x86_64")]
+fn panel_product_on(
+    kernel: super::kernels::Vector,
+    a: &[f32],
+    k: usize,
+    rows: usize,
+    panel: &[f32],
+    tile: &mut Tile<f32>,
+) {
+    use super::kernels::Vector;
     assert!(a.len() >= rows * k && panel.len() >= k * PANEL);
-    // SAFETY: the CPU has AVX2 and FMA (checked), and the kernels read
-    // `rows` rows of `k` from `a` and `k` rows of PANEL from `panel`
-    // (asserted above).
-    unsafe {
-        match rows {
-            5 => avx2::rows::<5>(a.as_ptr(), k, panel.as_ptr(), tile),
-            4 => avx2::rows::<4>(a.as_ptr(), k, panel.as_ptr(), tile),
-            3 => avx2::rows::<3>(a.as_ptr(), k, panel.as_ptr(), tile),
-            2 => avx2::rows::<2>(a.as_ptr(), k, panel.as_ptr(), tile),
-            1 => avx2::rows::<1>(a.as_ptr(), k, panel.as_ptr(), tile),
-            _ => unreachable!("at most {ROWS} rows a call"),
-        }
+    assert!(
+        kernel.available(),
+        "{kernel:?} kernels on a CPU without them"
+    );
+    macro_rules! on {
+        ($module:ident) => {
+            // SAFETY: the CPU has the kernel's instructions (asserted), and
+            // the kernels read `rows` rows of `k` from `a` and `k` rows of
+            // PANEL from `panel` (asserted above).
+            unsafe {
+                match rows {
+                    5 => $module::rows::<5>(a.as_ptr(), k, panel.as_ptr(), tile),
+                    4 => $module::rows::<4>(a.as_ptr(), k, panel.as_ptr(), tile),
+                    3 => $module::rows::<3>(a.as_ptr(), k, panel.as_ptr(), tile),
+                    2 => $module::rows::<2>(a.as_ptr(), k, panel.as_ptr(), tile),
+                    1 => $module::rows::<1>(a.as_ptr(), k, panel.as_ptr(), tile),
+                    _ => unreachable!("at most {ROWS} rows a call"),
+                }
+            }
+        };
+    }
+    match kernel {
+        Vector::Avx512 => on!(avx512),
+        Vector::Avx2 => on!(avx2),
+        Vector::Portable => panel_product_portable(a, k, rows, panel, tile),
     }
 }
 
@@ -265,6 +290,39 @@ mod avx2 {
             for (out, acc) in tile.iter_mut().zip(&acc) {
                 _mm256_storeu_ps(out.as_mut_ptr(), acc[0]);
                 _mm256_storeu_ps(out.as_mut_ptr().add(8), acc[1]);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::PANEL;
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// AVX-512 F must be available; `a` must hold `R` rows of `k` floats
+    /// and `panel` `k` rows of [`PANEL`].
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn rows<const R: usize>(
+        a: *const f32,
+        k: usize,
+        panel: *const f32,
+        tile: &mut super::Tile<f32>,
+    ) {
+        // SAFETY: the caller guarantees AVX-512 F and that `a` holds R rows
+        // of k floats and `panel` k rows of PANEL, so every load is in bounds.
+        unsafe {
+            let mut acc = [_mm512_setzero_ps(); R];
+            for kk in 0..k {
+                let b = _mm512_loadu_ps(panel.add(kk * PANEL));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let x = _mm512_set1_ps(*a.add(r * k + kk));
+                    *acc = _mm512_fmadd_ps(x, b, *acc);
+                }
+            }
+            for (out, acc) in tile.iter_mut().zip(&acc) {
+                _mm512_storeu_ps(out.as_mut_ptr(), *acc);
             }
         }
     }
@@ -319,5 +377,46 @@ mod tests {
         let packed = PackedRhs::pack(View::transposed(&bt, k), k, n);
         matmul_packed(&mut c, m, &a, &packed, true);
         assert!(close(&c, 2.0), "{m}×{n}×{k} from a transpose, accumulated");
+    }
+
+    /// The AVX-512 and AVX2 kernels give the same bits, and both the
+    /// portable kernel's sums to rounding, on every row count.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn vector_kernels_agree_bit_for_bit() {
+        use super::super::kernels::Vector;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let k = 650;
+        let a: Vec<f32> = (0..ROWS * k).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let b: Vec<f32> = (0..k * PANEL).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let packed = PackedRhs::pack(View::rows(&b, PANEL), k, PANEL);
+        let kernels: Vec<Vector> = [Vector::Avx2, Vector::Avx512]
+            .into_iter()
+            .filter(|v| {
+                let ok = v.available();
+                if !ok {
+                    eprintln!("skipping the {v:?} recurrent kernel: this CPU lacks it");
+                }
+                ok
+            })
+            .collect();
+        for rows in 1..=ROWS {
+            let mut portable = [[0.0f32; PANEL]; ROWS];
+            panel_product_portable(&a, k, rows, packed.panel(0), &mut portable);
+            let mut first: Option<Tile<f32>> = None;
+            for &v in &kernels {
+                let mut tile = [[0.0f32; PANEL]; ROWS];
+                panel_product_on(v, &a, k, rows, packed.panel(0), &mut tile);
+                for r in 0..rows {
+                    for j in 0..PANEL {
+                        assert!((tile[r][j] - portable[r][j]).abs() < 1e-3, "{v:?}");
+                    }
+                }
+                match &first {
+                    Some(f) => assert_eq!(&f[..rows], &tile[..rows], "{v:?} against AVX2"),
+                    None => first = Some(tile),
+                }
+            }
+        }
     }
 }
