@@ -36,28 +36,6 @@ fn have_slurm() -> bool {
     ok
 }
 
-/// `sweep.csv` without the wall-time column.
-fn results(sweep_dir: &Path, to: &Path) -> Vec<Vec<String>> {
-    let o = iq_tui(&[
-        "export",
-        sweep_dir.to_str().unwrap(),
-        "--to",
-        to.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let mut r = csv::Reader::from_path(to.join("sweep.csv")).unwrap();
-    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
-    let wall = header.iter().position(|h| h == "train_seconds").unwrap();
-    let mut rows = vec![header];
-    for rec in r.records() {
-        rows.push(rec.unwrap().iter().map(String::from).collect());
-    }
-    for row in &mut rows {
-        row.remove(wall);
-    }
-    rows
-}
-
 /// `iq-tui status DIR`: unit → (state, job, log).
 fn status(dir: &Path) -> BTreeMap<String, (String, String, String)> {
     let o = iq_tui(&["status", dir.to_str().unwrap()]);
@@ -246,8 +224,8 @@ fn a_sweep_on_slurm_equals_the_local_run_and_a_cancelled_cell_resumes() {
     assert!(seen[target].contains("RUNNING") && seen[target].contains("CANCELLED"));
 
     assert_eq!(
-        results(&local, &tmp.path().join("local-x")),
-        results(&cluster, &tmp.path().join("cluster-x")),
+        common::sweep_results(&local, &tmp.path().join("local-x")),
+        common::sweep_results(&cluster, &tmp.path().join("cluster-x")),
         "the cluster's results differ from the local run's"
     );
 }

@@ -29,28 +29,6 @@ fn statuses(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// `sweep.csv` without the wall-time column, which no two runs share.
-fn results(sweep_dir: &Path, to: &Path) -> Vec<Vec<String>> {
-    let o = iq_tui(&[
-        "export",
-        sweep_dir.to_str().unwrap(),
-        "--to",
-        to.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let mut r = csv::Reader::from_path(to.join("sweep.csv")).unwrap();
-    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
-    let wall = header.iter().position(|h| h == "train_seconds").unwrap();
-    let mut rows = vec![header];
-    for rec in r.records() {
-        rows.push(rec.unwrap().iter().map(String::from).collect());
-    }
-    for row in &mut rows {
-        row.remove(wall);
-    }
-    rows
-}
-
 #[test]
 fn four_cells_over_quantization_settings_pretrain_once() {
     let tmp = tempfile::tempdir().unwrap();
@@ -77,7 +55,7 @@ fn four_cells_over_quantization_settings_pretrain_once() {
     assert!(fp.windows(2).all(|w| w[0] == w[1]), "{fp:?}");
 
     let x = tmp.path().join("x");
-    let rows = results(&out, &x);
+    let rows = common::sweep_results(&out, &x);
     assert_eq!(
         rows[0][..4],
         [
@@ -117,7 +95,7 @@ fn seeds_and_zips_expand_and_group_over_seeds() {
     assert_eq!(std::fs::read_dir(out.join("pretrain")).unwrap().count(), 3);
     assert_eq!(statuses(&out), ["finished"; 6]);
     let x = tmp.path().join("x");
-    results(&out, &x);
+    common::sweep_results(&out, &x);
     let mut r = csv::Reader::from_path(x.join("sweep_groups.csv")).unwrap();
     let groups: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
     assert_eq!(groups.len(), 2);
@@ -253,8 +231,8 @@ fn a_killed_sweep_resumes_to_the_results_of_an_uninterrupted_one() {
     );
     assert_eq!(statuses(&cut), ["finished"; 4]);
     assert_eq!(
-        results(&whole, &tmp.path().join("xw")),
-        results(&cut, &tmp.path().join("xc"))
+        common::sweep_results(&whole, &tmp.path().join("xw")),
+        common::sweep_results(&cut, &tmp.path().join("xc"))
     );
 }
 

@@ -171,9 +171,17 @@ fn submit_units(
 /// The PTB directory the tasks read, checked here because compute nodes
 /// download nothing; `None` when no unit reads PTB.
 fn ptb_needed(p: &Prepared) -> Result<Option<PathBuf>, CliError> {
-    for u in p.plan.pretrains.iter().chain(&p.plan.cells) {
-        if let DataSource::Ptb { dir } = &u.experiment.data {
-            return ptb_here(&u.name, dir.as_deref()).map(Some);
+    let units = p.plan.pretrains.iter().chain(&p.plan.cells);
+    first_ptb(units.map(|u| (u.name.clone(), u.experiment.data.clone())))
+}
+
+/// The PTB directory of the first unit that reads PTB, found here.
+fn first_ptb(
+    units: impl Iterator<Item = (String, DataSource)>,
+) -> Result<Option<PathBuf>, CliError> {
+    for (name, data) in units {
+        if let DataSource::Ptb { dir } = data {
+            return ptb_here(&name, dir.as_deref()).map(Some);
         }
     }
     Ok(None)
@@ -253,12 +261,6 @@ pub(super) fn resume(args: ResumeArgs) -> CliResult {
     slurm::check_sbatch().map_err(CliError::bad)?;
     let old = SlurmRecord::read(&root).map_err(CliError::bad)?;
     let given = &args.slurm;
-    let changed = given.partition.is_some()
-        || given.time.is_some()
-        || given.cpus_per_task.is_some()
-        || given.mem.is_some()
-        || given.max_running.is_some()
-        || !given.sbatch_args.is_empty();
     let mut record = match old {
         Some(r) => r,
         None => SlurmRecord {
@@ -274,7 +276,7 @@ pub(super) fn resume(args: ResumeArgs) -> CliResult {
             submissions: Vec::new(),
         },
     };
-    apply(&mut record.options, given, &root, &state)?;
+    let changed = apply(&mut record.options, given, &root, &state);
     if record.options.cpus_per_task != state.threads {
         println!(
             "note: the units computed with {} thread{} so far; a unit resumed with {} may differ from an uninterrupted one in the last digits",
@@ -351,13 +353,10 @@ pub(super) fn resume(args: ResumeArgs) -> CliResult {
     result
 }
 
-/// Resources given again on `resume --slurm` replace those recorded.
-fn apply(
-    o: &mut Options,
-    given: &SlurmArgs,
-    root: &Path,
-    state: &SweepState,
-) -> Result<(), CliError> {
+/// Resources given again on `resume --slurm` replace those recorded;
+/// whether any was given.
+fn apply(o: &mut Options, given: &SlurmArgs, root: &Path, state: &SweepState) -> bool {
+    let before = o.clone();
     if let Some(p) = &given.partition {
         o.partition = Some(p.clone());
     }
@@ -385,20 +384,15 @@ fn apply(
             .unwrap_or(0);
         o.mem = slurm::default_mem(peak);
     }
-    Ok(())
+    *o != before && !before.mem.is_empty()
 }
 
 /// The PTB directory for freshly written scripts: checked as on submission.
 fn ptb_of_scripts(root: &Path, state: &SweepState) -> Result<Option<PathBuf>, CliError> {
-    for u in state.units() {
-        let Ok(e) = crate::experiment::load(&root.join(&u.experiment), &[]) else {
-            continue;
-        };
-        if let DataSource::Ptb { dir } = &e.data {
-            return ptb_here(&u.name, dir.as_deref()).map(Some);
-        }
-    }
-    Ok(None)
+    first_ptb(state.units().filter_map(|u| {
+        let e = crate::experiment::load(&root.join(&u.experiment), &[]).ok()?;
+        Some((u.name.clone(), e.data))
+    }))
 }
 
 /// A local `resume` of a sweep whose units still wait or run on Slurm

@@ -487,7 +487,10 @@ fn drive(root: &Path, state: &mut SweepState, jobs: usize, retry_failed: bool) -
             }
             let u = entry_mut(state, slot);
             u.status = status;
-            u.error = (status == Status::Failed).then(|| last_error(&log));
+            u.error = (status == Status::Failed).then(|| {
+                sweep::state::last_error(&log)
+                    .unwrap_or_else(|| "it exited without an error message".into())
+            });
             let took = format::duration(started.elapsed().as_secs_f64());
             match status {
                 Status::Finished => say(&format!("done {} in {took}{}", u.name, result_of(&dir))),
@@ -571,19 +574,6 @@ fn result_of(run_dir: &Path) -> String {
         ),
         None => format!(": test ppl {:.2}", s.fp.test_ppl),
     }
-}
-
-/// The last `error:` line a unit printed.
-fn last_error(log: &Path) -> String {
-    fs::read_to_string(log)
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .rev()
-                .find(|l| l.starts_with("error:"))
-                .map(|l| l.trim_start_matches("error:").trim().to_string())
-        })
-        .unwrap_or_else(|| "it exited without an error message".into())
 }
 
 fn terminate_child(child: &Child) {

@@ -36,10 +36,16 @@ pub const DEFAULT_BASE_URL: &str =
 
 /// The cache directory PTB is downloaded into (`IQ_TUI_CACHE_DIR` overrides).
 pub fn cache_dir() -> Option<PathBuf> {
+    cache_root().map(|d| d.join("ptb"))
+}
+
+/// iq-tui's cache directory: `IQ_TUI_CACHE_DIR`, else the user's
+/// (`~/.cache/iq-tui`).
+pub fn cache_root() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("IQ_TUI_CACHE_DIR") {
-        return Some(PathBuf::from(dir).join("ptb"));
+        return Some(PathBuf::from(dir));
     }
-    directories::ProjectDirs::from("", "", "iq-tui").map(|d| d.cache_dir().join("ptb"))
+    directories::ProjectDirs::from("", "", "iq-tui").map(|d| d.cache_dir().to_path_buf())
 }
 
 fn has_files(dir: &Path) -> bool {

@@ -301,28 +301,38 @@ pub fn openblas_core_for(vendor: &str, has: &dyn Fn(&str) -> bool) -> Option<&'s
     }
 }
 
-/// The CPU's vendor and feature flags, from `/proc/cpuinfo`.
-pub fn cpu_features() -> (String, Vec<String>) {
+/// The CPU as `/proc/cpuinfo` names it.
+pub struct Cpu {
+    pub vendor: String,
+    pub model: Option<String>,
+    pub flags: Vec<String>,
+}
+
+/// The first CPU's vendor, model name and feature flags.
+pub fn cpu() -> Cpu {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let field = |name: &str| {
         info.lines()
             .find(|l| l.starts_with(name))
             .and_then(|l| l.split_once(':'))
             .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_default()
     };
-    let flags = field("flags")
-        .split_whitespace()
-        .map(String::from)
-        .collect();
-    (field("vendor_id"), flags)
+    Cpu {
+        vendor: field("vendor_id").unwrap_or_default(),
+        model: field("model name"),
+        flags: field("flags")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
+    }
 }
 
 fn hint_openblas_core() {
     if std::env::var_os("OPENBLAS_CORETYPE").is_some() {
         return;
     }
-    let (vendor, flags) = cpu_features();
+    let Cpu { vendor, flags, .. } = cpu();
     if let Some(core) = openblas_core_for(&vendor, &|f| flags.iter().any(|x| x == f)) {
         // Before the library is loaded (its initialiser reads it) and
         // before any thread that could read the environment runs.

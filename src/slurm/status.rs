@@ -105,10 +105,10 @@ pub fn views(
     snapshot: &Snapshot,
     seen: &SeenCache,
 ) -> Vec<UnitView> {
-    let pretrain_failed: Vec<bool> = state
+    let pretrain_runs: Vec<Status> = state
         .pretrains
         .iter()
-        .map(|p| observe(&sweep_dir.join(&p.dir)) == Status::Failed)
+        .map(|p| observe(&sweep_dir.join(&p.dir)))
         .collect();
     let stages = state
         .pretrains
@@ -118,8 +118,15 @@ pub fn views(
         .chain(state.cells.iter().map(|u| (Stage::Cells, u)).enumerate());
     let mut out = Vec::new();
     for (index, (stage, unit)) in stages {
-        let mut run = observe(&sweep_dir.join(&unit.dir));
-        if run == Status::Pending && unit.after.is_some_and(|k| pretrain_failed[k]) {
+        let mut run = match stage {
+            Stage::Pretrain => pretrain_runs[index],
+            Stage::Cells => observe(&sweep_dir.join(&unit.dir)),
+        };
+        if run == Status::Pending
+            && unit
+                .after
+                .is_some_and(|k| pretrain_runs[k] == Status::Failed)
+        {
             run = Status::Blocked;
         }
         let task = record.and_then(|r| r.task_of(stage, index));
@@ -146,7 +153,7 @@ pub fn views(
             "PENDING" => reason,
             "FAILED" | "OUT_OF_MEMORY" | "NODE_FAIL" => log
                 .as_deref()
-                .and_then(last_error)
+                .and_then(crate::sweep::state::last_error)
                 .or_else(|| unit.error.clone()),
             _ => None,
         };
@@ -162,22 +169,6 @@ pub fn views(
         });
     }
     out
-}
-
-/// The last `error:` line of a log, read from its tail.
-fn last_error(log: &Path) -> Option<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(log).ok()?;
-    let len = f.metadata().ok()?.len();
-    f.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)))
-        .ok()?;
-    let mut bytes = Vec::new();
-    f.read_to_end(&mut bytes).ok()?;
-    String::from_utf8_lossy(&bytes)
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("error:"))
-        .map(|l| l.trim().to_string())
 }
 
 #[cfg(test)]

@@ -72,14 +72,7 @@ impl RunManifest {
 
 impl Machine {
     pub fn this() -> Self {
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|text| {
-                text.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .and_then(|l| l.split_once(':'))
-                    .map(|(_, v)| v.trim().to_string())
-            });
+        let cpu = crate::model::backend::cpu().model;
         Self {
             os: std::env::consts::OS.into(),
             arch: std::env::consts::ARCH.into(),

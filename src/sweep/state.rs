@@ -136,22 +136,32 @@ pub fn observe(run_dir: &Path) -> Status {
     }
 }
 
-/// Whether the event log's last record is `failed`, read from its tail
-/// (no need to read it all; the tail may start inside a character).
-fn ends_failed(events: &Path) -> bool {
+/// The last `bytes` of a file as text (no need to read a log whole; the
+/// tail may start inside a character).
+fn tail(path: &Path, bytes: u64) -> Option<String> {
     use std::io::{Read, Seek, SeekFrom};
-    let tail = || -> std::io::Result<Vec<u8>> {
-        let mut f = std::fs::File::open(events)?;
-        let len = f.metadata()?.len();
-        f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)))?;
-        let mut bytes = Vec::new();
-        f.read_to_end(&mut bytes)?;
-        Ok(bytes)
-    };
-    let Ok(bytes) = tail() else {
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(bytes))).ok()?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out).ok()?;
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The last `error:` line a unit's log holds, without the prefix.
+pub fn last_error(log: &Path) -> Option<String> {
+    tail(log, 16 * 1024)?
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("error:"))
+        .map(|l| l.trim().to_string())
+}
+
+/// Whether the event log's last record is `failed`, read from its tail.
+fn ends_failed(events: &Path) -> bool {
+    let Some(text) = tail(events, 64 * 1024) else {
         return false;
     };
-    let text = String::from_utf8_lossy(&bytes);
     text.lines()
         .rev()
         .find(|l| !l.trim().is_empty())

@@ -123,3 +123,25 @@ pub fn render(w: u16, h: u16, draw: impl FnOnce(&mut ratatui::Frame)) -> String 
     }
     out
 }
+
+/// `sweep.csv` without the wall-time column, which no two runs share.
+pub fn sweep_results(sweep_dir: &Path, to: &Path) -> Vec<Vec<String>> {
+    let o = iq_tui(&[
+        "export",
+        sweep_dir.to_str().unwrap(),
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let mut r = csv::Reader::from_path(to.join("sweep.csv")).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    let wall = header.iter().position(|h| h == "train_seconds").unwrap();
+    let mut rows = vec![header];
+    for rec in r.records() {
+        rows.push(rec.unwrap().iter().map(String::from).collect());
+    }
+    for row in &mut rows {
+        row.remove(wall);
+    }
+    rows
+}

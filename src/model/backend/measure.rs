@@ -5,7 +5,6 @@
 //! measurement and compute with the same arithmetic.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -56,7 +55,7 @@ fn label(b: Backend) -> String {
 
 /// The rate of `backend` on [`SHAPES`]: the best of three after a warm-up.
 pub fn rate(backend: Backend) -> f64 {
-    let operands: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = SHAPES
+    let mut operands: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = SHAPES
         .iter()
         .map(|&(m, n, k, _)| {
             let fill = |len: usize, seed: u32| -> Vec<f32> {
@@ -71,7 +70,6 @@ pub fn rate(backend: Backend) -> f64 {
             (fill(m * k, 1), fill(k * n, 2), vec![0.0; m * n])
         })
         .collect();
-    let mut operands = operands;
     let flops: f64 = SHAPES
         .iter()
         .map(|&(m, n, k, _)| 2.0 * (m * n * k) as f64)
@@ -98,16 +96,12 @@ pub fn rate(backend: Backend) -> f64 {
 /// What the cached choice is keyed by: a different CPU, thread count,
 /// build, library file or OpenBLAS core type measures again.
 fn key(available: &[Backend]) -> String {
-    let (vendor, flags) = super::cpu_features();
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.into());
+    let super::Cpu {
+        vendor,
+        model,
+        flags,
+    } = super::cpu();
+    let model = model.unwrap_or_else(|| std::env::consts::ARCH.into());
     let vector: Vec<&String> = flags
         .iter()
         .filter(|f| f.starts_with("avx") || f.starts_with("amx") || *f == "fma")
@@ -153,13 +147,6 @@ struct Cache {
     choices: BTreeMap<String, Choice>,
 }
 
-fn cache_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("IQ_TUI_CACHE_DIR") {
-        return Some(PathBuf::from(dir));
-    }
-    directories::ProjectDirs::from("", "", "iq-tui").map(|d| d.cache_dir().to_path_buf())
-}
-
 /// The fastest of `available`, from the cache or measured now.
 pub fn fastest(available: &[Backend]) -> Choice {
     if available.len() == 1 {
@@ -170,7 +157,7 @@ pub fn fastest(available: &[Backend]) -> Choice {
         };
     }
     let key = key(available);
-    let dir = cache_dir();
+    let dir = crate::data::ptb::cache_root();
     let path = dir.as_ref().map(|d| d.join("gemm-choice.json"));
     // Whoever measures holds the lock; the others wait and read its answer.
     let _lock = dir.as_ref().and_then(|d| {
