@@ -14,11 +14,11 @@ use dfdx::prelude::*;
 use rayon::prelude::*;
 
 use super::gemm::{column_block, matmul, matmul_serial, row_block, Out, View};
+use super::param::Param;
 use super::{values, Real};
 use crate::data::IGNORE;
 
 type Mat<E, T = NoneTape> = Tensor<(usize, usize), E, Cpu, T>;
-type Vector<E> = Tensor<(usize,), E, Cpu>;
 
 /// The softmax of `h · Wᵀ + b`, unnormalised: `exps` (N×V) gets e^(z − max)
 /// of each row's logits z and `inv` (N) each row's 1 / Σ, so a probability is
@@ -121,8 +121,8 @@ fn logit_gradients<E: Real>(
 /// the target count for reporting. Gradients reach `h`, `w` and `b`.
 pub fn forward<E: Real, T: Tape<E, Cpu>>(
     h: Mat<E, T>,
-    w: &Mat<E>,
-    b: &Vector<E>,
+    w: &Param<E>,
+    b: &Param<E>,
     targets: &[u32],
     scale: f64,
 ) -> (Tensor<(), E, Cpu, T>, f64, usize)
@@ -132,41 +132,48 @@ where
     let (h, mut tape) = h.split_tape();
     let (n, hidden) = *h.shape();
     let v = w.shape().0;
+    assert_eq!((w.shape(), b.shape()), ((v, hidden), (1, v)));
     let hv = values(&h);
-    let wv = values(w);
-    let bv = values(b);
     let mut exps = vec![E::default(); n * v];
     let mut inv = vec![E::default(); n];
-    let (nll, count) = softmax_nll(&hv, hidden, &wv, &bv, targets, &mut exps, &mut inv);
+    let (nll, count) = softmax_nll(
+        &hv,
+        hidden,
+        w.values(),
+        b.values(),
+        targets,
+        &mut exps,
+        &mut inv,
+    );
     let dev = h.device().clone();
     let loss = dev.tensor(E::of(scale * nll));
     if T::OWNS_TAPE {
-        let (loss_id, h_id, w_id, b_id) = (loss.clone(), h.clone(), w.clone(), b.clone());
+        let (loss_id, h_id, w, b) = (loss.clone(), h.clone(), w.share(), b.share());
         let targets = targets.to_vec();
         tape.add_backward_op(move |grads| {
             let upstream = E::grad_slice(grads.get_or_alloc_mut(&loss_id)?)[0];
             let coef = upstream * E::of(scale);
             // d loss / d logits = coef · (softmax − onehot), in place
-            let gb = E::grad_slice(grads.get_or_alloc_mut(&b_id)?);
-            logit_gradients(&mut exps, &inv, &targets, coef, gb);
+            b.add_grad(|gb| logit_gradients(&mut exps, &inv, &targets, coef, gb));
             let dlogits = &exps;
 
             // dW (V×H) += dlogitsᵀ (V×N) · h (N×H)
-            let gw = E::grad_slice(grads.get_or_alloc_mut(&w_id)?);
-            matmul(
-                gw,
-                (v, hidden, n),
-                View::transposed(dlogits, v),
-                View::rows(&hv, hidden),
-                true,
-            );
+            w.add_grad(|gw| {
+                matmul(
+                    gw,
+                    (v, hidden, n),
+                    View::transposed(dlogits, v),
+                    View::rows(&hv, hidden),
+                    true,
+                )
+            });
             // dh (N×H) += dlogits (N×V) · W (V×H)
             let gh = E::grad_slice(grads.get_or_alloc_mut(&h_id)?);
             matmul(
                 gh,
                 (n, hidden, v),
                 View::rows(dlogits, v),
-                View::rows(&wv, hidden),
+                View::rows(w.values(), hidden),
                 true,
             );
             Ok(())
@@ -199,16 +206,12 @@ mod tests {
         };
         let dev = Cpu::default();
         let h = dev.tensor_from_vec(params[0].clone(), (n, hidden));
-        let w = dev.tensor_from_vec(params[1].clone(), (vocab, hidden));
-        let b = dev.tensor_from_vec(params[2].clone(), (vocab,));
+        let w = Param::new(params[1].clone(), vocab, hidden);
+        let b = Param::new(params[2].clone(), 1, vocab);
         let (l, _, count) = forward(h.leaky_trace(), &w, &b, &targets, scale);
         assert_eq!(count, n - 1);
         let grads = l.backward();
-        let analytic = [
-            grads.get(&h).as_vec(),
-            grads.get(&w).as_vec(),
-            grads.get(&b).as_vec(),
-        ];
+        let analytic = [grads.get(&h).as_vec(), w.take_grad(), b.take_grad()];
         super::super::assert_central_differences(&mut params, ["h", "w", "b"], &analytic, loss);
         // the padded row's h gets no gradient
         assert!(analytic[0][3 * hidden..4 * hidden]

@@ -6,11 +6,11 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::{decoder_loss, lstm_layer, values, Real};
+use super::param::Param;
+use super::{decoder_loss, embedding, lstm_layer, values, Real};
 use crate::data::Segment;
 
 type Mat<E, T = NoneTape> = Tensor<(usize, usize), E, Cpu, T>;
-type Vector<E> = Tensor<(usize,), E, Cpu>;
 
 /// Sizes of the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -69,14 +69,6 @@ impl ModelDims {
     }
 }
 
-struct LstmLayer<E: Real> {
-    /// Stored input × 4·hidden so `x · w_ih` needs no transpose.
-    w_ih: Mat<E>,
-    /// Stored hidden × 4·hidden.
-    w_hh: Mat<E>,
-    bias: Vector<E>,
-}
-
 /// A parameter as the rest of the program sees it: `rows × cols`, rows are
 /// output units (PyTorch's layout), so row-wise quantization means per unit.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -119,12 +111,10 @@ pub struct StepStats {
 pub struct LstmLm<E: Real> {
     dev: Cpu,
     dims: ModelDims,
-    /// vocab × embed.
-    embedding: Mat<E>,
-    layers: Vec<LstmLayer<E>>,
-    /// vocab × hidden.
-    decoder: Mat<E>,
-    decoder_bias: Vector<E>,
+    /// Every parameter in [`ModelDims::params`] order. The LSTM matrices are
+    /// stored transposed (input × 4·hidden, hidden × 4·hidden) so `x · w`
+    /// needs no transpose; see [`Self::is_transposed`].
+    params: Vec<Param<E>>,
     /// Pruning masks per parameter, in storage order (true = kept),
     /// re-applied after every optimizer step.
     masks: Vec<Option<Vec<bool>>>,
@@ -136,38 +126,45 @@ where
 {
     /// Every parameter uniform in [-init_range, init_range] (Zaremba et al.).
     pub fn new(dims: ModelDims, init_range: f64, rng: &mut ChaCha8Rng) -> Self {
-        let dev = Cpu::default();
-        let mut uniform = |rows: usize, cols: usize| -> Vec<E> {
-            (0..rows * cols)
+        let mut uniform = |rows: usize, cols: usize| -> Param<E> {
+            let values = (0..rows * cols)
                 .map(|_| E::of(rng.gen_range(-init_range..=init_range)))
-                .collect()
+                .collect();
+            Param::new(values, rows, cols)
         };
-        let embedding =
-            dev.tensor_from_vec(uniform(dims.vocab, dims.embed), (dims.vocab, dims.embed));
-        let layers = (0..dims.layers)
-            .map(|l| {
-                let input = if l == 0 { dims.embed } else { dims.hidden };
-                let g = 4 * dims.hidden;
-                LstmLayer {
-                    w_ih: dev.tensor_from_vec(uniform(input, g), (input, g)),
-                    w_hh: dev.tensor_from_vec(uniform(dims.hidden, g), (dims.hidden, g)),
-                    bias: dev.tensor_from_vec(uniform(1, g), (g,)),
-                }
-            })
-            .collect();
-        let decoder =
-            dev.tensor_from_vec(uniform(dims.vocab, dims.hidden), (dims.vocab, dims.hidden));
-        let decoder_bias = dev.tensor_from_vec(uniform(1, dims.vocab), (dims.vocab,));
-        let masks = vec![None; 3 + 3 * dims.layers];
+        let g = 4 * dims.hidden;
+        let mut params = vec![uniform(dims.vocab, dims.embed)];
+        for l in 0..dims.layers {
+            let input = if l == 0 { dims.embed } else { dims.hidden };
+            params.push(uniform(input, g));
+            params.push(uniform(dims.hidden, g));
+            params.push(uniform(1, g));
+        }
+        params.push(uniform(dims.vocab, dims.hidden));
+        params.push(uniform(1, dims.vocab));
+        let masks = vec![None; params.len()];
         Self {
-            dev,
+            dev: Cpu::default(),
             dims,
-            embedding,
-            layers,
-            decoder,
-            decoder_bias,
+            params,
             masks,
         }
+    }
+
+    /// Layer `l`'s parameters.
+    fn layer(&self, l: usize) -> lstm_layer::Weights<'_, E> {
+        let p = &self.params[1 + 3 * l..4 + 3 * l];
+        lstm_layer::Weights {
+            w_ih: &p[0],
+            w_hh: &p[1],
+            bias: &p[2],
+        }
+    }
+
+    /// The decoder's weights (vocab × hidden) and bias.
+    fn decoder(&self) -> (&Param<E>, &Param<E>) {
+        let l = self.dims.layers;
+        (&self.params[3 * l + 1], &self.params[3 * l + 2])
     }
 
     pub fn dims(&self) -> ModelDims {
@@ -242,19 +239,12 @@ where
     ) -> Mat<E, T> {
         let (steps, batch, hid) = (seg.steps, seg.streams, self.dims.hidden);
         let n = steps * batch;
-        let ids = self
-            .dev
-            .tensor_from_vec(seg.inputs.iter().map(|&t| t as usize).collect(), (n,));
-        let mut x: Mat<E, T> = self.embedding.clone().put_tape(tape).gather(ids);
+        debug_assert_eq!(seg.inputs.len(), n);
+        let mut x: Mat<E, T> = embedding::lookup(&self.dev, &self.params[0], &seg.inputs, tape);
         x = self.dropout(x, dropout, rng);
-        for (l, layer) in self.layers.iter().enumerate() {
-            let weights = lstm_layer::Weights {
-                w_ih: &layer.w_ih,
-                w_hh: &layer.w_hh,
-                bias: &layer.bias,
-            };
+        for l in 0..self.dims.layers {
             let (h0, c0) = (values(&state.h[l]), values(&state.c[l]));
-            let (out, h, c) = lstm_layer::forward(x, weights, (&h0, &c0), batch);
+            let (out, h, c) = lstm_layer::forward(x, self.layer(l), (&h0, &c0), batch);
             state.h[l] = self.dev.tensor_from_vec(h, (batch, hid));
             state.c[l] = self.dev.tensor_from_vec(c, (batch, hid));
             x = out;
@@ -274,30 +264,13 @@ where
         rng: &mut ChaCha8Rng,
     ) -> (Vec<Vec<E>>, f64, usize) {
         let h = self.hidden_states(OwnedTape::<E, Cpu>::default(), seg, state, dropout, rng);
-        let (loss, nll, count) = decoder_loss::forward(
-            h,
-            &self.decoder,
-            &self.decoder_bias,
-            &seg.targets,
-            loss_scale,
-        );
-        let mut grads = loss.backward();
-        let mut out = Vec::with_capacity(2 + 3 * self.layers.len() + 1);
-        // moved out of dfdx's map, not copied: 80 MB a step at 2×650
-        let mut take = |g: &mut <Cpu as Storage<E>>::Vec| out.push(E::take_grad(g));
-        take(grads.get_or_alloc_mut(&self.embedding).expect("cpu alloc"));
-        for layer in &self.layers {
-            take(grads.get_or_alloc_mut(&layer.w_ih).expect("cpu alloc"));
-            take(grads.get_or_alloc_mut(&layer.w_hh).expect("cpu alloc"));
-            take(grads.get_or_alloc_mut(&layer.bias).expect("cpu alloc"));
-        }
-        take(grads.get_or_alloc_mut(&self.decoder).expect("cpu alloc"));
-        take(
-            grads
-                .get_or_alloc_mut(&self.decoder_bias)
-                .expect("cpu alloc"),
-        );
-        (out, nll, count)
+        let (decoder, decoder_bias) = self.decoder();
+        let (loss, nll, count) =
+            decoder_loss::forward(h, decoder, decoder_bias, &seg.targets, loss_scale);
+        // every parameter's gradient lands in its own slot, not in this map
+        let _activations = loss.backward();
+        let grads = self.params.iter().map(Param::take_grad).collect();
+        (grads, nll, count)
     }
 
     /// One SGD step with global gradient-norm clipping.
@@ -352,11 +325,12 @@ where
             let (n, hidden) = *h.shape();
             let mut exps = vec![E::default(); n * self.dims.vocab];
             let mut inv = vec![E::default(); n];
+            let (decoder, decoder_bias) = self.decoder();
             decoder_loss::softmax_nll(
                 &values(&h),
                 hidden,
-                &values(&self.decoder),
-                &values(&self.decoder_bias),
+                decoder.values(),
+                decoder_bias.values(),
                 &seg.targets,
                 &mut exps,
                 &mut inv,
@@ -378,63 +352,32 @@ where
     /// `w ← w − step · g` for every parameter, in place (each tensor keeps its
     /// id). Pruned weights get no gradient, so they stay exactly zero.
     fn descend(&mut self, mut grads: Vec<Vec<E>>, step: f64) {
-        fn visit<S: Shape, E: Real>(t: &mut Tensor<S, E, Cpu>, grad: Vec<E>, step: f64)
-        where
-            Cpu: Device<E>,
-        {
-            let grad = t.device().tensor_from_vec(grad, *t.shape());
-            t.axpy(1.0, &grad, -step);
-        }
         for (grad, mask) in grads.iter_mut().zip(&self.masks) {
             if let Some(mask) = mask {
                 zero_pruned(grad, mask);
             }
         }
-        // one update per tensor, run side by side: dfdx's axpy is a serial loop
-        let mut grads = grads.into_iter();
-        let mut next = || grads.next().expect("a gradient per parameter");
-        rayon::scope(|s| {
-            let (g, embedding) = (next(), &mut self.embedding);
-            s.spawn(move |_| visit(embedding, g, step));
-            for LstmLayer { w_ih, w_hh, bias } in &mut self.layers {
-                let (g_ih, g_hh, g_b) = (next(), next(), next());
-                s.spawn(move |_| visit(w_ih, g_ih, step));
-                s.spawn(move |_| visit(w_hh, g_hh, step));
-                s.spawn(move |_| visit(bias, g_b, step));
+        // rounded as dfdx's axpy did (w · 1 + g · (−step)), in parallel blocks:
+        // each element's update is independent, so the split changes no bit
+        const BLOCK: usize = 1 << 14;
+        let (one, minus_step) = (E::ONE, E::of(-step));
+        let mut blocks: Vec<(&mut [E], &[E])> = Vec::new();
+        for (param, grad) in self.params.iter_mut().zip(&grads) {
+            let values = param.values_mut();
+            assert_eq!(values.len(), grad.len(), "a gradient per parameter");
+            blocks.extend(values.chunks_mut(BLOCK).zip(grad.chunks(BLOCK)));
+        }
+        blocks.into_par_iter().for_each(|(w, g)| {
+            for (w, &g) in w.iter_mut().zip(g) {
+                *w = *w * one + g * minus_step;
             }
-            let (g, decoder) = (next(), &mut self.decoder);
-            s.spawn(move |_| visit(decoder, g, step));
-            let (g, bias) = (next(), &mut self.decoder_bias);
-            s.spawn(move |_| visit(bias, g, step));
         });
     }
 
-    /// Runs `f` on parameter `index`'s values in storage order and writes them
-    /// back in place, touching no other parameter.
+    /// Runs `f` on parameter `index`'s values in storage order, in place,
+    /// touching no other parameter.
     fn update_param(&mut self, index: usize, f: impl FnOnce(&mut [E])) {
-        fn visit<S: Shape, E: Real>(t: &mut Tensor<S, E, Cpu>, f: impl FnOnce(&mut [E]))
-        where
-            Cpu: Device<E>,
-        {
-            let mut buf = vec![E::default(); t.shape().num_elements()];
-            t.copy_into(&mut buf);
-            f(&mut buf);
-            t.copy_from(&buf);
-        }
-        let layers = self.dims.layers;
-        match index {
-            0 => visit(&mut self.embedding, f),
-            i if i == 3 * layers + 1 => visit(&mut self.decoder, f),
-            i if i == 3 * layers + 2 => visit(&mut self.decoder_bias, f),
-            i => {
-                let layer = &mut self.layers[(i - 1) / 3];
-                match (i - 1) % 3 {
-                    0 => visit(&mut layer.w_ih, f),
-                    1 => visit(&mut layer.w_hh, f),
-                    _ => visit(&mut layer.bias, f),
-                }
-            }
-        }
+        f(self.params[index].values_mut())
     }
 
     /// Storage of parameter `index` is transposed relative to [`ParamInfo`]
@@ -446,25 +389,7 @@ where
     /// Values of parameter `index` as `rows × cols` row-major `f32`.
     pub fn read_param(&self, index: usize) -> Vec<f32> {
         let info = &self.params()[index];
-        let mut raw = vec![E::default(); info.rows * info.cols];
-        match index {
-            0 => self.embedding.copy_into(&mut raw),
-            i if i > 3 * self.dims.layers => {
-                if i == 3 * self.dims.layers + 1 {
-                    self.decoder.copy_into(&mut raw)
-                } else {
-                    self.decoder_bias.copy_into(&mut raw)
-                }
-            }
-            i => {
-                let layer = &self.layers[(i - 1) / 3];
-                match (i - 1) % 3 {
-                    0 => layer.w_ih.copy_into(&mut raw),
-                    1 => layer.w_hh.copy_into(&mut raw),
-                    _ => layer.bias.copy_into(&mut raw),
-                }
-            }
-        }
+        let raw = self.params[index].values();
         let values: Vec<f32> = raw.iter().map(|x| x.as_f64() as f32).collect();
         if self.is_transposed(index) {
             transpose(&values, info.cols, info.rows)

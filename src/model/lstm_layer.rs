@@ -14,18 +14,18 @@ use dfdx::prelude::*;
 use rayon::prelude::*;
 
 use super::gemm::{add_column_sums, matmul, units_mut, Out, View};
+use super::param::Param;
 use super::recurrent_gemm::{chunk_panels, panel_chunks, panels_product, PackedRhs};
 use super::{values, Real};
 
 type Mat<E, T = NoneTape> = Tensor<(usize, usize), E, Cpu, T>;
-type Vector<E> = Tensor<(usize,), E, Cpu>;
 
 /// A layer's parameters, stored for products without transposes:
-/// `w_ih` is input × 4·hidden, `w_hh` hidden × 4·hidden.
+/// `w_ih` is input × 4·hidden, `w_hh` hidden × 4·hidden, `bias` 1 × 4·hidden.
 pub struct Weights<'a, E: Real> {
-    pub w_ih: &'a Mat<E>,
-    pub w_hh: &'a Mat<E>,
-    pub bias: &'a Vector<E>,
+    pub w_ih: &'a Param<E>,
+    pub w_hh: &'a Param<E>,
+    pub bias: &'a Param<E>,
 }
 
 /// Runs the layer over `x` (time-major rows `t · batch + s`, input columns)
@@ -44,26 +44,29 @@ where
     let (n, input) = *x.shape();
     let hid = weights.w_hh.shape().0;
     let g4 = 4 * hid;
-    assert_eq!(weights.w_ih.shape(), &(input, g4));
-    assert_eq!(weights.w_hh.shape(), &(hid, g4));
+    assert_eq!(weights.w_ih.shape(), (input, g4));
+    assert_eq!(weights.w_hh.shape(), (hid, g4));
+    assert_eq!(weights.bias.shape(), (1, g4));
     assert_eq!(n % batch, 0, "rows are whole time steps");
     assert_eq!((h0.len(), c0.len()), (batch * hid, batch * hid));
     let steps = n / batch;
     let xv = values(&x);
-    let w_ih = values(weights.w_ih);
-    let w_hh = values(weights.w_hh);
-    let bias = values(weights.bias);
+    let (w_ih, w_hh, bias) = (
+        weights.w_ih.values(),
+        weights.w_hh.values(),
+        weights.bias.values(),
+    );
 
     // gates: pre-activations, then (in place) the activations i, f, g, o
     let mut gates = vec![E::default(); n * g4];
     gates
         .par_chunks_mut(g4)
-        .for_each(|row| row.copy_from_slice(&bias));
+        .for_each(|row| row.copy_from_slice(bias));
     matmul(
         &mut gates,
         (n, g4, input),
         View::rows(&xv, input),
-        View::rows(&w_ih, g4),
+        View::rows(w_ih, g4),
         true,
     );
     let mut hs = vec![E::default(); n * hid];
@@ -145,10 +148,10 @@ where
     let out = dev.tensor_from_vec(hs.clone(), (n, hid));
     if T::OWNS_TAPE {
         let (x_id, out_id) = (x.clone(), out.clone());
-        let (w_ih_id, w_hh_id, b_id) = (
-            weights.w_ih.clone(),
-            weights.w_hh.clone(),
-            weights.bias.clone(),
+        let (w_ih, w_hh, bias) = (
+            weights.w_ih.share(),
+            weights.w_hh.share(),
+            weights.bias.share(),
         );
         let (h0, c0) = (h0.to_vec(), c0.to_vec());
         tape.add_backward_op(move |grads| {
@@ -156,7 +159,7 @@ where
             let mut dgates = vec![E::default(); n * g4];
             let mut dh_next = vec![E::default(); step];
             let mut dc_next = vec![E::default(); step];
-            let w_hh_t = PackedRhs::pack(View::transposed(&w_hh, g4), g4, hid);
+            let w_hh_t = PackedRhs::pack(View::transposed(w_hh.values(), g4), g4, hid);
             // step t's task for some units first finishes dh for those units
             // (dgates_{t+1} · W_hhᵀ, its columns only), then their gate
             // gradients: one parallel region a time step
@@ -212,37 +215,38 @@ where
                 });
             }
             // dW_hh += Σ_t h_{t-1}ᵀ · dgates_t, h_{-1} being the carried-in state
-            let gw_hh = E::grad_slice(grads.get_or_alloc_mut(&w_hh_id)?);
-            matmul(
-                gw_hh,
-                (hid, g4, batch),
-                View::transposed(&h0, hid),
-                View::rows(&dgates[..batch * g4], g4),
-                true,
-            );
-            matmul(
-                gw_hh,
-                (hid, g4, n - batch),
-                View::transposed(&hs[..(n - batch) * hid], hid),
-                View::rows(&dgates[batch * g4..], g4),
-                true,
-            );
-            let gw_ih = E::grad_slice(grads.get_or_alloc_mut(&w_ih_id)?);
-            matmul(
-                gw_ih,
-                (input, g4, n),
-                View::transposed(&xv, input),
-                View::rows(&dgates, g4),
-                true,
-            );
-            let gb = E::grad_slice(grads.get_or_alloc_mut(&b_id)?);
-            add_column_sums(gb, &dgates);
+            w_hh.add_grad(|gw_hh| {
+                matmul(
+                    gw_hh,
+                    (hid, g4, batch),
+                    View::transposed(&h0, hid),
+                    View::rows(&dgates[..batch * g4], g4),
+                    true,
+                );
+                matmul(
+                    gw_hh,
+                    (hid, g4, n - batch),
+                    View::transposed(&hs[..(n - batch) * hid], hid),
+                    View::rows(&dgates[batch * g4..], g4),
+                    true,
+                );
+            });
+            w_ih.add_grad(|gw_ih| {
+                matmul(
+                    gw_ih,
+                    (input, g4, n),
+                    View::transposed(&xv, input),
+                    View::rows(&dgates, g4),
+                    true,
+                )
+            });
+            bias.add_grad(|gb| add_column_sums(gb, &dgates));
             let gx = E::grad_slice(grads.get_or_alloc_mut(&x_id)?);
             matmul(
                 gx,
                 (n, input, g4),
                 View::rows(&dgates, g4),
-                View::transposed(&w_ih, g4),
+                View::transposed(w_ih.values(), g4),
                 true,
             );
             Ok(())
@@ -291,9 +295,9 @@ mod tests {
         let tensors = |p: &[Vec<f64>; 4]| {
             (
                 dev.tensor_from_vec(p[0].clone(), (n, input)),
-                dev.tensor_from_vec(p[1].clone(), (input, g4)),
-                dev.tensor_from_vec(p[2].clone(), (hid, g4)),
-                dev.tensor_from_vec(p[3].clone(), (g4,)),
+                Param::new(p[1].clone(), input, g4),
+                Param::new(p[2].clone(), hid, g4),
+                Param::new(p[3].clone(), 1, g4),
             )
         };
         let loss = |p: &[Vec<f64>; 4]| -> f64 {
@@ -318,9 +322,9 @@ mod tests {
         let grads = l.backward();
         let analytic = [
             grads.get(&x).as_vec(),
-            grads.get(&w_ih).as_vec(),
-            grads.get(&w_hh).as_vec(),
-            grads.get(&bias).as_vec(),
+            w_ih.take_grad(),
+            w_hh.take_grad(),
+            bias.take_grad(),
         ];
 
         super::super::assert_central_differences(

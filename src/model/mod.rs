@@ -9,10 +9,12 @@
 
 pub mod backend;
 mod decoder_loss;
+mod embedding;
 pub(crate) mod gemm;
 pub mod kernels;
 mod lstm;
 mod lstm_layer;
+mod param;
 mod real;
 mod recurrent_gemm;
 

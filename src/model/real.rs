@@ -11,8 +11,6 @@ pub trait Real: Dtype + Send + Sync + 'static {
     /// The gradient buffer dfdx hands out, as a slice (its concrete type is
     /// only visible for concrete float types).
     fn grad_slice(v: &mut <Cpu as Storage<Self>>::Vec) -> &mut [Self];
-    /// Moves a gradient buffer out of dfdx's map (leaving it empty).
-    fn take_grad(v: &mut <Cpu as Storage<Self>>::Vec) -> Vec<Self>;
 
     /// `x ← eˣ` over a slice.
     fn exp_all(xs: &mut [Self]) {
@@ -56,9 +54,6 @@ impl Real for f32 {
     }
     fn grad_slice(v: &mut <Cpu as Storage<Self>>::Vec) -> &mut [Self] {
         v
-    }
-    fn take_grad(v: &mut <Cpu as Storage<Self>>::Vec) -> Vec<Self> {
-        std::mem::take(v)
     }
 
     // Eight lanes at a time: libm's scalar expf/tanhf were an eighth of a
@@ -115,9 +110,6 @@ impl Real for f64 {
     }
     fn grad_slice(v: &mut <Cpu as Storage<Self>>::Vec) -> &mut [Self] {
         v
-    }
-    fn take_grad(v: &mut <Cpu as Storage<Self>>::Vec) -> Vec<Self> {
-        std::mem::take(v)
     }
 }
 

@@ -110,7 +110,12 @@ fn key(available: &[Backend]) -> String {
         format!("{vendor} {model}"),
         format!("{vector:?}"),
         format!("threads {}", rayon::current_num_threads()),
-        format!("iq-tui {}", env!("CARGO_PKG_VERSION")),
+        // the commit names the build: a new `gemm` crate is a new candidate
+        format!(
+            "iq-tui {} {}",
+            env!("CARGO_PKG_VERSION"),
+            env!("IQ_TUI_COMMIT")
+        ),
         format!(
             "OPENBLAS_CORETYPE={}",
             std::env::var("OPENBLAS_CORETYPE").unwrap_or_default()
