@@ -141,25 +141,88 @@ pub(super) unsafe fn panels_product<E: Real>(
 ) {
     let (k, n) = (b.k, b.n);
     assert!(a.len() >= m * k, "left operand out of bounds");
-    let mut tile = [[E::default(); PANEL]; ROWS];
-    for p in panels {
-        let panel = b.panel(p);
-        let c0 = p * PANEL;
-        let width = PANEL.min(n - c0);
+    let pairs = pairs_here::<E>();
+    let mut tiles = [[[E::default(); PANEL]; ROWS]; 2];
+    let mut p = panels.start;
+    while p < panels.end {
+        let both = pairs && p + 1 < panels.end;
         for r0 in (0..m).step_by(ROWS) {
             let rows = ROWS.min(m - r0);
-            panel_product(&a[r0 * k..], k, rows, panel, &mut tile);
-            for (r, values) in tile[..rows].iter().enumerate() {
-                // SAFETY: inside `dst` and written by this caller only (the
-                // function's contract).
-                let row = unsafe {
-                    std::slice::from_raw_parts_mut(dst.at((r0 + r) * stride + c0), width)
-                };
-                if accumulate {
-                    row.iter_mut().zip(values).for_each(|(d, &v)| *d += v);
-                } else {
-                    row.copy_from_slice(&values[..width]);
+            if both {
+                let panels = [b.panel(p), b.panel(p + 1)];
+                panel_pair_product(&a[r0 * k..], k, rows, panels, &mut tiles);
+            } else {
+                panel_product(&a[r0 * k..], k, rows, b.panel(p), &mut tiles[0]);
+            }
+            for (q, tile) in tiles[..1 + both as usize].iter().enumerate() {
+                let c0 = (p + q) * PANEL;
+                let width = PANEL.min(n - c0);
+                for (r, values) in tile[..rows].iter().enumerate() {
+                    // SAFETY: inside `dst` and written by this caller only
+                    // (the function's contract).
+                    let row = unsafe {
+                        std::slice::from_raw_parts_mut(dst.at((r0 + r) * stride + c0), width)
+                    };
+                    if accumulate {
+                        row.iter_mut().zip(values).for_each(|(d, &v)| *d += v);
+                    } else {
+                        row.copy_from_slice(&values[..width]);
+                    }
                 }
+            }
+        }
+        p += 1 + both as usize;
+    }
+}
+
+/// Whether [`panel_pair_product`] runs here: f32 on AVX-512, whose one
+/// zmm per row and panel gives 5 independent sums, too few to hide the
+/// fused multiply-add's latency; two panels at once give 10.
+fn pairs_here<E: Real>() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        TypeId::of::<E>() == TypeId::of::<f32>()
+            && super::kernels::vector() == super::kernels::Vector::Avx512
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// [`panel_product`] for two panels at once, each sum the same chain as on
+/// one panel (so the same bits). Only where [`pairs_here`] says so.
+fn panel_pair_product<E: Real>(
+    a: &[E],
+    k: usize,
+    rows: usize,
+    panels: [&[E]; 2],
+    tiles: &mut [Tile<E>; 2],
+) {
+    assert!(pairs_here::<E>(), "two-panel products are AVX-512 f32 only");
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: E is f32 (checked through `pairs_here`), so each cast is
+        // the identity.
+        let (a, p0, p1, tiles) = unsafe {
+            (
+                &*(a as *const [E] as *const [f32]),
+                &*(panels[0] as *const [E] as *const [f32]),
+                &*(panels[1] as *const [E] as *const [f32]),
+                &mut *(tiles as *mut [Tile<E>; 2] as *mut [Tile<f32>; 2]),
+            )
+        };
+        assert!(a.len() >= rows * k && p0.len() >= k * PANEL && p1.len() >= k * PANEL);
+        let (a, p0, p1) = (a.as_ptr(), p0.as_ptr(), p1.as_ptr());
+        // SAFETY: the CPU has AVX-512 F (`pairs_here`), and the kernel reads
+        // `rows` rows of `k` from `a` and `k` rows of PANEL from each panel
+        // (asserted above).
+        unsafe {
+            match rows {
+                5 => avx512::rows_pair::<5>(a, k, p0, p1, tiles),
+                4 => avx512::rows_pair::<4>(a, k, p0, p1, tiles),
+                3 => avx512::rows_pair::<3>(a, k, p0, p1, tiles),
+                2 => avx512::rows_pair::<2>(a, k, p0, p1, tiles),
+                1 => avx512::rows_pair::<1>(a, k, p0, p1, tiles),
+                _ => unreachable!("at most {ROWS} rows a call"),
             }
         }
     }
@@ -326,6 +389,39 @@ mod avx512 {
             }
         }
     }
+
+    /// [`rows`] on two panels at once: 2·R independent sums.
+    ///
+    /// # Safety
+    /// As [`rows`], for each of the two panels.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn rows_pair<const R: usize>(
+        a: *const f32,
+        k: usize,
+        panel0: *const f32,
+        panel1: *const f32,
+        tiles: &mut [super::Tile<f32>; 2],
+    ) {
+        // SAFETY: the caller guarantees AVX-512 F and that `a` holds R rows
+        // of k floats and each panel k rows of PANEL, so every load is in
+        // bounds.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); 2]; R];
+            for kk in 0..k {
+                let b0 = _mm512_loadu_ps(panel0.add(kk * PANEL));
+                let b1 = _mm512_loadu_ps(panel1.add(kk * PANEL));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let x = _mm512_set1_ps(*a.add(r * k + kk));
+                    acc[0] = _mm512_fmadd_ps(x, b0, acc[0]);
+                    acc[1] = _mm512_fmadd_ps(x, b1, acc[1]);
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                _mm512_storeu_ps(tiles[0][r].as_mut_ptr(), acc[0]);
+                _mm512_storeu_ps(tiles[1][r].as_mut_ptr(), acc[1]);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -416,6 +512,27 @@ mod tests {
                     Some(f) => assert_eq!(&f[..rows], &tile[..rows], "{v:?} against AVX2"),
                     None => first = Some(tile),
                 }
+            }
+        }
+        if !Vector::Avx512.available() || super::super::kernels::vector() != Vector::Avx512 {
+            eprintln!("skipping the two-panel AVX-512 kernel: not in use here");
+            return;
+        }
+        let b: Vec<f32> = (0..k * 2 * PANEL)
+            .map(|_| rng.gen_range(-1.0..1.0))
+            .collect();
+        let packed = PackedRhs::pack(View::rows(&b, 2 * PANEL), k, 2 * PANEL);
+        for rows in 1..=ROWS {
+            let mut pair = [[[0.0f32; PANEL]; ROWS]; 2];
+            panel_pair_product(&a, k, rows, [packed.panel(0), packed.panel(1)], &mut pair);
+            for (q, got) in pair.iter().enumerate() {
+                let mut one = [[0.0f32; PANEL]; ROWS];
+                panel_product_on(Vector::Avx512, &a, k, rows, packed.panel(q), &mut one);
+                assert_eq!(
+                    &one[..rows],
+                    &got[..rows],
+                    "panel {q} of a pair, {rows} rows"
+                );
             }
         }
     }
