@@ -9,7 +9,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use iq_tui::packed::infer::LutMatrix;
+use iq_tui::packed::lut::LutMatrix;
 use iq_tui::packed::BinaryMatrix;
 
 const HIDDEN: usize = 650;

@@ -29,6 +29,7 @@
 
 mod header;
 pub mod infer;
+pub mod lut;
 
 use std::fs;
 use std::path::{Path, PathBuf};
