@@ -61,21 +61,156 @@ impl Real for f32 {
     // relative.
     // Its exp returns 0, not ∞, above ~87, hence the clamps (softmax only
     // passes arguments ≤ 0).
+    // Where the CPU has AVX-512, sixteen lanes at a time with the same
+    // operations lane for lane (`avx512` below).
     fn exp_all(xs: &mut [Self]) {
+        #[cfg(target_arch = "x86_64")]
+        if avx512::in_use() {
+            return avx512::exp_all(xs);
+        }
         map8(xs, |x| x.fast_min(f32x8::splat(87.0)).exp());
     }
     fn sigmoid_all(xs: &mut [Self]) {
+        #[cfg(target_arch = "x86_64")]
+        if avx512::in_use() {
+            return avx512::sigmoid_all(xs);
+        }
         map8(xs, |x| {
             let x = x.fast_max(f32x8::splat(-80.0)).fast_min(f32x8::splat(80.0));
             f32x8::ONE / (f32x8::ONE + (-x).exp())
         });
     }
     fn tanh_all(xs: &mut [Self]) {
+        #[cfg(target_arch = "x86_64")]
+        if avx512::in_use() {
+            return avx512::tanh_all(xs);
+        }
         // 1 − 2/(e²ˣ + 1), where |x| ≤ 15 already rounds to ±1
         map8(xs, |x| {
             let x = x.fast_max(f32x8::splat(-15.0)).fast_min(f32x8::splat(15.0));
             f32x8::ONE - f32x8::splat(2.0) / ((x + x).exp() + f32x8::ONE)
         });
+    }
+}
+
+/// The eight-lane maps on sixteen lanes. `wide` picks its instructions when
+/// it is compiled (SSE2 in a portable build, whatever the CPU), so its
+/// `f32x8` runs on two 4-lane halves; these repeat its exp, sigmoid and
+/// tanh operation for operation (no fused multiply-adds, its rounding by
+/// integer conversion), so they give the same bits on 16 lanes a register.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use crate::model::kernels::{self, Vector};
+
+    pub fn in_use() -> bool {
+        kernels::vector() == Vector::Avx512
+    }
+
+    pub fn exp_all(xs: &mut [f32]) {
+        // SAFETY (all three): `in_use` said the CPU has AVX-512 F.
+        unsafe { exp16(xs) }
+    }
+
+    pub fn sigmoid_all(xs: &mut [f32]) {
+        unsafe { sigmoid16(xs) }
+    }
+
+    pub fn tanh_all(xs: &mut [f32]) {
+        unsafe { tanh16(xs) }
+    }
+
+    // The closures are written inside the target-feature functions, whose
+    // features they inherit, so the intrinsics inline into them.
+    #[target_feature(enable = "avx512f")]
+    fn exp16(xs: &mut [f32]) {
+        map16(xs, |x| exp(_mm512_min_ps(x, _mm512_set1_ps(87.0))))
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn sigmoid16(xs: &mut [f32]) {
+        map16(xs, |x| {
+            let x = _mm512_max_ps(x, _mm512_set1_ps(-80.0));
+            let x = _mm512_min_ps(x, _mm512_set1_ps(80.0));
+            let one = _mm512_set1_ps(1.0);
+            let minus_x = _mm512_sub_ps(_mm512_setzero_ps(), x);
+            _mm512_div_ps(one, _mm512_add_ps(one, exp(minus_x)))
+        })
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn tanh16(xs: &mut [f32]) {
+        map16(xs, |x| {
+            let x = _mm512_max_ps(x, _mm512_set1_ps(-15.0));
+            let x = _mm512_min_ps(x, _mm512_set1_ps(15.0));
+            let one = _mm512_set1_ps(1.0);
+            let e = _mm512_add_ps(exp(_mm512_add_ps(x, x)), one);
+            _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0), e))
+        })
+    }
+
+    /// Applies `f` to `xs` sixteen at a time (the tail padded with zeros).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn map16(xs: &mut [f32], f: impl Fn(__m512) -> __m512) {
+        let mut chunks = xs.chunks_exact_mut(16);
+        for c in &mut chunks {
+            // SAFETY: c holds 16 floats.
+            unsafe { _mm512_storeu_ps(c.as_mut_ptr(), f(_mm512_loadu_ps(c.as_ptr()))) };
+        }
+        let tail = chunks.into_remainder();
+        if !tail.is_empty() {
+            let mut buf = [0.0f32; 16];
+            buf[..tail.len()].copy_from_slice(tail);
+            // SAFETY: as above, on the 16 floats of `buf`.
+            unsafe { _mm512_storeu_ps(buf.as_mut_ptr(), f(_mm512_loadu_ps(buf.as_ptr()))) };
+            tail.copy_from_slice(&buf[..tail.len()]);
+        }
+    }
+
+    /// `wide`'s `f32x8::exp` (Cephes' polynomial after a split by ln 2).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn exp(x: __m512) -> __m512 {
+        let c = _mm512_set1_ps;
+        let (mul, add, sub) = (_mm512_mul_ps, _mm512_add_ps, _mm512_sub_ps);
+        // a.mul_add(m, b) and a.mul_neg_add(m, b), unfused as in `wide`
+        let mul_add = |a, m, b| add(mul(a, m), b);
+        let mul_neg_add = |a, m, b| sub(b, mul(a, m));
+        let r = round(mul(x, c(std::f32::consts::LOG2_E)));
+        let y = mul_neg_add(r, c(0.693359375), x);
+        let y = mul_neg_add(r, c(-2.12194440e-4), y);
+        let (p0, p1, p2) = (c(1.0 / 2.0), c(1.0 / 6.0), c(1. / 24.));
+        let (p3, p4, p5) = (c(1. / 120.), c(1. / 720.), c(1. / 5040.));
+        let y2 = mul(y, y);
+        let y4 = mul(y2, y2);
+        let z = mul_add(
+            mul_add(p3, y, p2),
+            y2,
+            mul_add(mul_add(p5, y, p4), y4, mul_add(p1, y, p0)),
+        );
+        let z = mul_add(z, mul(y, y), y);
+        // 2^r: r + (127 + 2²³), its low bits shifted into the exponent
+        let biased = add(r, add(c(127.0), c(8388608.0)));
+        let pow2 = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_castps_si512(biased)));
+        let z = mul(add(z, c(1.0)), pow2);
+        let abs = _mm512_castsi512_ps(_mm512_and_si512(
+            _mm512_castps_si512(x),
+            _mm512_set1_epi32(i32::MAX),
+        ));
+        let in_range = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(abs, c(87.3));
+        _mm512_maskz_mov_ps(in_range, z)
+    }
+
+    /// Round to nearest as `wide` does without SSE4.1: through an i32,
+    /// keeping x where the conversion overflows.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn round(x: __m512) -> __m512 {
+        let i = _mm512_cvtps_epi32(x);
+        let overflow = _mm512_cmpeq_epi32_mask(i, _mm512_set1_epi32(i32::MIN));
+        _mm512_mask_mov_ps(_mm512_cvtepi32_ps(i), overflow, x)
     }
 }
 
@@ -137,5 +272,45 @@ mod tests {
         check(f32::exp_all, |x| x.min(87.0).exp(), 4e-7);
         check(f32::sigmoid_all, |x| 1.0 / (1.0 + (-x).exp()), 4e-7);
         check(f32::tanh_all, f32::tanh, 4e-7);
+    }
+
+    /// The sixteen-lane maps give the eight-lane maps' bits, on the same
+    /// range and beyond (NaN, ±∞, overflow), with a tail.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn sixteen_lanes_give_the_eight_lane_bits() {
+        if !avx512::in_use() {
+            eprintln!("skipped: the AVX-512 activations are not in use on this CPU");
+            return;
+        }
+        let mut xs: Vec<f32> = (0..4005).map(|i| (i as f32 - 2001.0) / 20.0).collect();
+        xs.extend([
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -0.0,
+            1e30,
+            -1e30,
+        ]);
+        type Map = fn(&mut [f32]);
+        let pairs: [(Map, fn(f32x8) -> f32x8); 3] = [
+            (avx512::exp_all, |x| x.fast_min(f32x8::splat(87.0)).exp()),
+            (avx512::sigmoid_all, |x| {
+                let x = x.fast_max(f32x8::splat(-80.0)).fast_min(f32x8::splat(80.0));
+                f32x8::ONE / (f32x8::ONE + (-x).exp())
+            }),
+            (avx512::tanh_all, |x| {
+                let x = x.fast_max(f32x8::splat(-15.0)).fast_min(f32x8::splat(15.0));
+                f32x8::ONE - f32x8::splat(2.0) / ((x + x).exp() + f32x8::ONE)
+            }),
+        ];
+        for (k, (sixteen, eight)) in pairs.into_iter().enumerate() {
+            let (mut a, mut b) = (xs.clone(), xs.clone());
+            sixteen(&mut a);
+            map8(&mut b, eight);
+            for ((x, a), b) in xs.iter().zip(&a).zip(&b) {
+                assert_eq!(a.to_bits(), b.to_bits(), "map {k} at x = {x}: {a} vs {b}");
+            }
+        }
     }
 }
