@@ -109,15 +109,17 @@ mod avx512 {
     }
 
     pub fn exp_all(xs: &mut [f32]) {
-        // SAFETY (all three): `in_use` said the CPU has AVX-512 F.
+        // SAFETY: callers check `in_use`: the CPU has AVX-512 F.
         unsafe { exp16(xs) }
     }
 
     pub fn sigmoid_all(xs: &mut [f32]) {
+        // SAFETY: as `exp_all`.
         unsafe { sigmoid16(xs) }
     }
 
     pub fn tanh_all(xs: &mut [f32]) {
+        // SAFETY: as `exp_all`.
         unsafe { tanh16(xs) }
     }
 
@@ -179,8 +181,8 @@ mod avx512 {
         let mul_add = |a, m, b| add(mul(a, m), b);
         let mul_neg_add = |a, m, b| sub(b, mul(a, m));
         let r = round(mul(x, c(std::f32::consts::LOG2_E)));
-        let y = mul_neg_add(r, c(0.693359375), x);
-        let y = mul_neg_add(r, c(-2.12194440e-4), y);
+        let y = mul_neg_add(r, c(0.693_359_4), x);
+        let y = mul_neg_add(r, c(-2.121_944_4e-4), y);
         let (p0, p1, p2) = (c(1.0 / 2.0), c(1.0 / 6.0), c(1. / 24.));
         let (p3, p4, p5) = (c(1. / 120.), c(1. / 720.), c(1. / 5040.));
         let y2 = mul(y, y);
@@ -293,7 +295,8 @@ mod tests {
             -1e30,
         ]);
         type Map = fn(&mut [f32]);
-        let pairs: [(Map, fn(f32x8) -> f32x8); 3] = [
+        type Lanes = fn(f32x8) -> f32x8;
+        let pairs: [(Map, Lanes); 3] = [
             (avx512::exp_all, |x| x.fast_min(f32x8::splat(87.0)).exp()),
             (avx512::sigmoid_all, |x| {
                 let x = x.fast_max(f32x8::splat(-80.0)).fast_min(f32x8::splat(80.0));
