@@ -16,17 +16,28 @@ pub trait Real: Dtype + Send + Sync + 'static {
     fn exp_all(xs: &mut [Self]) {
         xs.iter_mut().for_each(|x| *x = x.exp());
     }
-    /// `x ← e^(x − shift)` over a slice, returning the sum of the results
-    /// added left to right: one pass for what is a subtraction pass,
-    /// [`Real::exp_all`] and a sum, rounded exactly as those three would.
+    /// `x ← e^(x − shift)` over a slice, returning the sum of the results:
+    /// one pass, 64 entries at a time, for what is a subtraction pass,
+    /// [`Real::exp_all`] and a sum. The sum runs in sixteen running sums
+    /// (entry i into sum i mod 16, the sixteen then added in order), so the
+    /// adds do not wait on each other; a softmax row of 10k entries was one
+    /// chain of 10k dependent adds. The order is fixed, the same everywhere.
     fn exp_shifted_sum(xs: &mut [Self], shift: Self) -> Self {
-        let mut sum = Self::default();
+        let mut lanes = [Self::default(); 16];
         for chunk in xs.chunks_mut(64) {
             chunk.iter_mut().for_each(|x| *x -= shift);
             Self::exp_all(chunk);
-            sum = chunk.iter().fold(sum, |a, &x| a + x);
+            let mut groups = chunk.chunks_exact(16);
+            for g in &mut groups {
+                for (s, &x) in lanes.iter_mut().zip(g) {
+                    *s += x;
+                }
+            }
+            for (s, &x) in lanes.iter_mut().zip(groups.remainder()) {
+                *s += x;
+            }
         }
-        sum
+        lanes.iter().fold(Self::default(), |a, &x| a + x)
     }
     /// `x ← 1 / (1 + e⁻ˣ)` over a slice.
     fn sigmoid_all(xs: &mut [Self]) {
@@ -274,6 +285,29 @@ mod tests {
         check(f32::exp_all, |x| x.min(87.0).exp(), 4e-7);
         check(f32::sigmoid_all, |x| 1.0 / (1.0 + (-x).exp()), 4e-7);
         check(f32::tanh_all, f32::tanh, 4e-7);
+    }
+
+    /// The shifted exponentials and their sum against f64, on lengths with
+    /// and without a tail.
+    #[test]
+    fn shifted_sums_match_f64() {
+        for n in [1usize, 17, 64, 100, 10_000] {
+            let xs: Vec<f32> = (0..n)
+                .map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0)
+                .collect();
+            let shift = 3.0f32;
+            let mut ys = xs.clone();
+            let sum = f32::exp_shifted_sum(&mut ys, shift);
+            let want: f64 = xs.iter().map(|&x| ((x - shift) as f64).exp()).sum();
+            assert!(
+                ((sum as f64) - want).abs() <= 1e-6 * want,
+                "n = {n}: {sum} vs {want}"
+            );
+            for (&x, &y) in xs.iter().zip(&ys) {
+                let e = ((x - shift) as f64).exp();
+                assert!(((y as f64) - e).abs() <= 4e-7 * e, "n = {n}, x = {x}");
+            }
+        }
     }
 
     /// The sixteen-lane maps give the eight-lane maps' bits, on the same
