@@ -314,7 +314,11 @@ fn both_gemm_backends_train_the_same_model() {
     let (builtin, openblas) = (perplexities("builtin"), perplexities("openblas"));
     eprintln!("builtin {builtin:?}\nopenblas {openblas:?}");
     assert_eq!(builtin.len(), openblas.len());
-    for (a, b) in builtin.iter().zip(&openblas) {
-        assert!((a / b - 1.0).abs() < 0.05, "{a} vs {b}");
+    // Full precision and pruned agree closely. The final model is 1 bit
+    // after four rounds on a tiny corpus, where rounding differences are
+    // amplified: a change of the softmax sum's order alone (rounding only)
+    // moved its perplexity by −2 % on one backend and +4.5 % on the other.
+    for ((a, b), tolerance) in builtin.iter().zip(&openblas).zip([0.03, 0.03, 0.15]) {
+        assert!((a / b - 1.0).abs() < tolerance, "{a} vs {b}");
     }
 }
