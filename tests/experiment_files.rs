@@ -67,6 +67,10 @@ const INVALID: &[(&str, &[&str])] = &[
     ),
     ("missing_name.ron", &["missing_name.ron:", "name"]),
     (
+        "text_min_count.ron",
+        &["text_min_count.ron:3:", "data.min_count", "at least 1"],
+    ),
+    (
         "unknown_variant.ron",
         &["unknown_variant.ron:3:", "Wikitext", "Ptb", "Synthetic"],
     ),

@@ -18,6 +18,16 @@ pub enum DataError {
     },
     #[error("download of {url} failed: {message}")]
     Download { url: String, message: String },
+    #[error("{dir}: no {split} split: looked for {}", looked.join(", "))]
+    MissingSplit {
+        split: super::Split,
+        dir: PathBuf,
+        looked: Vec<String>,
+    },
+    #[error("{path}: {detail}")]
+    NotText { path: PathBuf, detail: String },
+    #[error("{path}: no words in it")]
+    Empty { path: PathBuf },
     #[error("{path}:{line}: word {word:?} is not in the training vocabulary")]
     OutOfVocabulary {
         path: PathBuf,

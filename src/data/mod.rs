@@ -1,10 +1,12 @@
 //! Corpora: Penn Treebank (local or downloaded, SHA-256 verified), a
-//! synthetic corpus, the vocabulary and batching into BPTT segments.
+//! word-level corpus of the user's own, a synthetic corpus, the vocabulary
+//! and batching into BPTT segments.
 
 mod batch;
 mod error;
 pub mod ptb;
 mod synthetic;
+pub mod text;
 mod vocab;
 
 pub use batch::{Segment, Segments, IGNORE};
@@ -25,6 +27,9 @@ pub struct Corpus {
     pub test: Vec<u32>,
     /// Where it came from, for logs and records.
     pub origin: String,
+    /// Tokens of train, valid and test read as the unknown token because
+    /// their word is outside the vocabulary (0 where none can be).
+    pub unknown: [usize; 3],
 }
 
 impl Corpus {
@@ -42,6 +47,7 @@ impl Corpus {
             test: vocab.encode(test.0, test.1)?,
             vocab,
             origin,
+            unknown: [0; 3],
         })
     }
 
@@ -77,6 +83,21 @@ impl std::fmt::Display for Split {
 pub fn load(source: &DataSource, seed: u64) -> Result<Corpus, DataError> {
     match source {
         DataSource::Ptb { dir } => ptb::load(dir.as_deref()),
+        DataSource::Text {
+            dir,
+            train,
+            valid,
+            test,
+            max_vocab,
+            min_count,
+            unk,
+        } => text::load(&text::TextSpec {
+            dir,
+            files: [train.as_deref(), valid.as_deref(), test.as_deref()],
+            max_vocab: *max_vocab,
+            min_count: *min_count,
+            unk,
+        }),
         DataSource::Synthetic {
             vocab,
             train_tokens,

@@ -70,6 +70,7 @@ pub fn synthetic_corpus(vocab_size: usize, sizes: [usize; 3], seed: u64) -> Corp
         valid,
         test,
         origin: format!("synthetic (vocab {vocab_size}, seed {seed})"),
+        unknown: [0; 3],
     }
 }
 

@@ -14,14 +14,14 @@ use super::compression::{self, Detail, Pass, Quantization, Target};
 use super::train::Stretch;
 use super::{dims_for, Emitter, Engine, Halted};
 use crate::compress::prune::cubic_sparsity;
-use crate::data::Split;
+use crate::data::{Corpus, Split};
 use crate::experiment::{
     Experiment, Length, LrPolicy, PruneSchedule, PruningConfig, QuantizationConfig, RetrainConfig,
 };
 use crate::model::Arithmetic;
 use crate::record::{
-    EpochSummary, Event, FinalSummary, IterationSummary, MatrixSummary, ModelTag, OneShotSummary,
-    Phase, PplPair, PrunedSummary, Summary,
+    CorpusSummary, EpochSummary, Event, FinalSummary, IterationSummary, MatrixSummary, ModelTag,
+    OneShotSummary, Phase, PplPair, PrunedSummary, Summary,
 };
 
 impl Engine<'_, '_> {
@@ -449,6 +449,7 @@ impl Engine<'_, '_> {
             train_seconds: self.trainer.seconds,
             train_tokens_per_sec: self.trainer.tokens as f64 / self.trainer.seconds.max(1e-9),
             arithmetic: Some(Arithmetic::current()),
+            corpus: Some(corpus_summary(self.corpus)),
         };
         let (valid_ppl, test_ppl) = match (&summary.final_model, &summary.pruned) {
             (Some(f), _) => (f.valid_ppl, f.test_ppl),
@@ -461,6 +462,18 @@ impl Engine<'_, '_> {
             seconds: self.out.start.elapsed().as_secs_f64(),
         });
         Ok(summary)
+    }
+}
+
+/// What the summary says of the corpus.
+fn corpus_summary(corpus: &Corpus) -> CorpusSummary {
+    let tokens = [corpus.train.len(), corpus.valid.len(), corpus.test.len()];
+    let rate = |k: usize| corpus.unknown[k] as f64 / tokens[k].max(1) as f64;
+    CorpusSummary {
+        source: corpus.origin.clone(),
+        vocabulary: corpus.vocab.len(),
+        tokens,
+        unknown_rate: [rate(0), rate(1), rate(2)],
     }
 }
 

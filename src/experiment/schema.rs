@@ -53,6 +53,29 @@ pub enum DataSource {
         #[serde(default)]
         dir: Option<PathBuf>,
     },
+    /// A word-level corpus of your own: a directory with `train.txt`,
+    /// `valid.txt` and `test.txt`, or WikiText's `wiki.train.tokens`,
+    /// `wiki.valid.tokens` and `wiki.test.tokens`, or the file names given.
+    /// The vocabulary is built from the training file.
+    Text {
+        dir: PathBuf,
+        #[serde(default)]
+        train: Option<String>,
+        #[serde(default)]
+        valid: Option<String>,
+        #[serde(default)]
+        test: Option<String>,
+        /// Entries at most, `<eos>` and the unknown token included; the
+        /// rarer words map to the unknown token.
+        #[serde(default)]
+        max_vocab: Option<usize>,
+        /// Training words seen fewer times map to the unknown token.
+        #[serde(default = "default_min_count")]
+        min_count: usize,
+        /// The unknown token's spelling (PTB and WikiText write `<unk>`).
+        #[serde(default = "default_unk")]
+        unk: String,
+    },
     /// A generated corpus with learnable structure (no download needed).
     Synthetic {
         /// Vocabulary size including `<eos>`.
@@ -67,6 +90,12 @@ pub enum DataSource {
     },
 }
 
+fn default_min_count() -> usize {
+    1
+}
+fn default_unk() -> String {
+    "<unk>".into()
+}
 fn default_synthetic_vocab() -> usize {
     200
 }

@@ -89,6 +89,40 @@ pub fn check(e: &Experiment) -> Vec<Problem> {
                 "a directory holding ptb.train.txt, ptb.valid.txt and ptb.test.txt, or None to use IQ_TUI_PTB_DIR or the download cache",
             );
         }
+        DataSource::Text {
+            dir,
+            max_vocab,
+            min_count,
+            unk,
+            ..
+        } => {
+            need(
+                dir.is_dir(),
+                "data.dir",
+                format!("the directory {} does not exist", dir.display()),
+                "a directory holding train.txt, valid.txt and test.txt (or wiki.train.tokens, wiki.valid.tokens and wiki.test.tokens, or the files named by data.train, data.valid and data.test)",
+            );
+            need(
+                *min_count >= 1,
+                "data.min_count",
+                format!("{min_count} is not a word count"),
+                "an integer of at least 1",
+            );
+            need(
+                max_vocab.is_none_or(|v| v >= 3),
+                "data.max_vocab",
+                format!(
+                    "{max_vocab:?} leaves no room for a word besides <eos> and the unknown token"
+                ),
+                "None, or an integer of at least 3",
+            );
+            need(
+                !unk.is_empty() && !unk.chars().any(char::is_whitespace),
+                "data.unk",
+                format!("{unk:?} cannot be a token"),
+                "a non-empty token without whitespace, e.g. \"<unk>\"",
+            );
+        }
         DataSource::Ptb { dir: None } | DataSource::Synthetic { .. } => {}
     }
     if let DataSource::Ptb { .. } = &e.data {
@@ -107,7 +141,7 @@ pub fn check(e: &Experiment) -> Vec<Problem> {
         }
     }
     match &e.data {
-        DataSource::Ptb { .. } => {}
+        DataSource::Ptb { .. } | DataSource::Text { .. } => {}
         DataSource::Synthetic {
             vocab,
             train_tokens,

@@ -20,8 +20,8 @@ pub use events::{
 pub use fold::{Ending, MatrixTrack, PplRow, RunStatus, RunView, TrainPoint};
 pub use series::Series;
 pub use summary::{
-    EpochSummary, FinalSummary, IterationSummary, MatrixSummary, OneShotSummary, PplPair,
-    PrunedSummary, Summary,
+    CorpusSummary, EpochSummary, FinalSummary, IterationSummary, MatrixSummary, OneShotSummary,
+    PplPair, PrunedSummary, Summary,
 };
 
 /// Receives every record, in order. Must return quickly: the engine calls

@@ -32,6 +32,22 @@ pub struct Summary {
     /// The GEMM backend and threads that finished the run.
     #[serde(default)]
     pub arithmetic: Option<Arithmetic>,
+    /// The corpus the run read (absent in runs from before it was recorded).
+    #[serde(default)]
+    pub corpus: Option<CorpusSummary>,
+}
+
+/// A corpus as a run read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CorpusSummary {
+    /// Where it came from, with its counts.
+    pub source: String,
+    /// Entries, `<eos>` and any unknown token included.
+    pub vocabulary: usize,
+    /// Tokens of train, valid and test, an `<eos>` per line included.
+    pub tokens: [usize; 3],
+    /// The fraction of each split's tokens read as the unknown token.
+    pub unknown_rate: [f64; 3],
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
