@@ -6,8 +6,16 @@
 
 mod common;
 use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
 
 use common::text;
+
+/// The tests time the backends, so they run one at a time: side by side,
+/// each measurement would share the cores with another's.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn have_openblas() -> bool {
     let ok = Command::new("sh")
@@ -46,6 +54,7 @@ fn chosen(o: &Output) -> String {
 
 #[test]
 fn openblas_on_generic_kernels_loses_the_measurement_and_the_choice_is_kept() {
+    let _serial = one_at_a_time();
     if !have_openblas() {
         return;
     }
@@ -74,6 +83,7 @@ fn openblas_on_generic_kernels_loses_the_measurement_and_the_choice_is_kept() {
 
 #[test]
 fn openblas_is_told_the_core_this_cpu_allows() {
+    let _serial = one_at_a_time();
     if !have_openblas() {
         return;
     }
@@ -107,6 +117,7 @@ fn openblas_is_told_the_core_this_cpu_allows() {
 
 #[test]
 fn any_cblas_library_is_a_candidate_or_can_be_forced() {
+    let _serial = one_at_a_time();
     if !have_openblas() {
         return;
     }
