@@ -102,13 +102,18 @@ pub(super) enum Command {
     /// or a sweep: every cell not finished.
     Resume(ResumeArgs),
     /// Write the run's final quantized model as a packed file (bit-planes,
-    /// coefficients, masks, biases, vocabulary).
+    /// coefficients, masks, biases, vocabulary), or with `--format torch` as
+    /// a PyTorch word_language_model state dict (.safetensors, vocab.txt
+    /// beside it).
     ExportModel {
         run_dir: PathBuf,
-        /// Destination, ending in .iqpk (default: RUN_DIR/model.iqpk); the
-        /// safetensors copy goes beside it.
+        /// Destination, ending in .iqpk (default: RUN_DIR/model.iqpk; the
+        /// safetensors copy goes beside it), or for `--format torch` in
+        /// .safetensors (default: RUN_DIR/model.safetensors).
         #[arg(long)]
         out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "iqpk")]
+        format: ModelFormat,
     },
     /// Perplexity of a packed model, computed from its bits.
     Eval(EvalArgs),
@@ -416,4 +421,13 @@ mod tests {
         };
         assert_eq!(b.sizes, vec![(2, 200), (1, 300)]);
     }
+}
+
+/// How `export-model` writes the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelFormat {
+    /// iq-tui's packed bits (`eval` reads it).
+    Iqpk,
+    /// PyTorch's word_language_model state dict, dense float32.
+    Torch,
 }

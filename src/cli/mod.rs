@@ -60,7 +60,16 @@ fn dispatch(cli: Cli) -> CliResult {
         Some(Command::Quantize(args)) => tools::quantize(args),
         Some(Command::Open { run_dir }) => run::open(run_dir),
         Some(Command::Resume(args)) => run::resume(args),
-        Some(Command::ExportModel { run_dir, out }) => tools::export_model(&run_dir, out),
+        Some(Command::ExportModel {
+            run_dir,
+            out,
+            format: args::ModelFormat::Iqpk,
+        }) => tools::export_model(&run_dir, out),
+        Some(Command::ExportModel {
+            run_dir,
+            out,
+            format: args::ModelFormat::Torch,
+        }) => tools::export_torch(&run_dir, out),
         Some(Command::Eval(args)) => tools::eval(args),
         Some(Command::Export { run_dirs, to }) => tools::export(&run_dirs, to.as_deref()),
         Some(Command::Completions { shell }) => {

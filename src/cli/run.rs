@@ -102,7 +102,7 @@ pub(super) fn run(args: RunArgs) -> CliResult {
     check_memory(&experiment, args.force)?;
     check_terminal(args.headless, &format!("run {}", args.file.display()))?;
     let keymap = keymap_for(args.headless)?;
-    let corpus = data::load(&experiment.data, experiment.seed).map_err(data_error)?;
+    let corpus = load_corpus(&experiment)?;
     let pretrained = load_pretrained(&experiment, &corpus)?;
     let run_dir = RunDir::create(
         &experiment.output.dir,
@@ -213,7 +213,7 @@ pub(super) fn resume(args: ResumeArgs) -> CliResult {
     }
     check_terminal(args.headless, &format!("resume {}", args.run_dir.display()))?;
     let keymap = keymap_for(args.headless)?;
-    let corpus = data::load(&experiment.data, experiment.seed).map_err(data_error)?;
+    let corpus = load_corpus(&experiment)?;
     if let Some(r) = &resume {
         if r.state.corpus_sha256 != corpus_sha256(&corpus) {
             return Err(CliError::bad(format!(
@@ -360,6 +360,27 @@ fn keymap_for(headless: bool) -> Result<Keymap, CliError> {
     Keymap::load().map_err(|e| CliError::bad(format!("keymap {e}")))
 }
 
+/// The experiment's corpus; read through the vocabulary of the PyTorch
+/// model it starts from, if it does.
+fn load_corpus(experiment: &Experiment) -> Result<data::Corpus, CliError> {
+    let corpus = data::load(&experiment.data, experiment.seed).map_err(data_error)?;
+    let Some(path) = experiment
+        .pretrained
+        .as_ref()
+        .filter(|p| crate::store::torch::is_state_dict(p))
+    else {
+        return Ok(corpus);
+    };
+    let vocab_file = crate::store::torch::vocab_path(path);
+    let words = crate::store::torch::read_vocab(&vocab_file)
+        .map_err(|e| CliError::bad(format!("pretrained model's vocabulary: {e}")))?;
+    let unk = match &experiment.data {
+        experiment::DataSource::Text { unk, .. } => unk.as_str(),
+        _ => "<unk>",
+    };
+    corpus.through(words, unk, &vocab_file).map_err(data_error)
+}
+
 fn load_pretrained(
     experiment: &Experiment,
     corpus: &data::Corpus,
@@ -367,7 +388,12 @@ fn load_pretrained(
     let Some(dir) = &experiment.pretrained else {
         return Ok(None);
     };
-    crate::store::weights::load(dir)
+    let weights = if crate::store::torch::is_state_dict(dir) {
+        crate::store::torch::import(dir)
+    } else {
+        crate::store::weights::load(dir)
+    };
+    weights
         .map_err(|e| e.to_string())
         .and_then(|w| {
             engine::check_pretrained(&w, engine::dims_for(experiment, corpus), corpus).map(|()| w)

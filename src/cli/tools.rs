@@ -160,6 +160,39 @@ pub(super) fn fetch_ptb(dir: Option<PathBuf>) -> CliResult {
     Ok(Done::Finished)
 }
 
+/// `export-model --format torch`: the run's final weights as PyTorch's
+/// state dict.
+pub(super) fn export_torch(run_dir: &Path, out: Option<PathBuf>) -> CliResult {
+    if let Some(out) = out
+        .as_ref()
+        .filter(|o| !crate::store::torch::is_state_dict(o))
+    {
+        return Err(CliError::bad(format!(
+            "--out {}: a PyTorch state dict's name must end in .safetensors (vocab.txt goes beside it)",
+            out.display()
+        )));
+    }
+    let final_dir = run_dir.join("weights").join("final");
+    let weights = crate::store::weights::load(&final_dir).map_err(|e| {
+        CliError::bad(format!(
+            "{e}\n(export-model needs a finished run that quantized its model)"
+        ))
+    })?;
+    let out = out.unwrap_or_else(|| run_dir.join("model.safetensors"));
+    crate::store::torch::export(&weights, &out)
+        .map_err(|e| CliError::failed(format!("cannot write the state dict: {e}")))?;
+    println!(
+        "wrote {} and {}: word_language_model's RNNModel('LSTM', {}, {}, {}, {}) loads it",
+        out.display(),
+        crate::store::torch::vocab_path(&out).display(),
+        weights.manifest.vocab,
+        weights.manifest.embed,
+        weights.manifest.hidden,
+        weights.manifest.layers
+    );
+    Ok(Done::Finished)
+}
+
 pub(super) fn export_model(run_dir: &Path, out: Option<PathBuf>) -> CliResult {
     // Two files are written, FILE.iqpk and FILE.safetensors beside it: a
     // name of any other kind would make them one.

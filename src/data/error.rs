@@ -26,6 +26,12 @@ pub enum DataError {
     },
     #[error("{path}: {detail}")]
     NotText { path: PathBuf, detail: String },
+    #[error("{path}: the corpus has {word:?}, which is not among these tokens, and no unknown token {unk:?} to read it as")]
+    NotInVocabulary {
+        path: PathBuf,
+        word: String,
+        unk: String,
+    },
     #[error("{path}: no words in it")]
     Empty { path: PathBuf },
     #[error("{path}:{line}: word {word:?} is not in the training vocabulary")]

@@ -51,6 +51,69 @@ impl Corpus {
         })
     }
 
+    /// The same text through another vocabulary (an imported model's, in
+    /// its index order, from `vocab_file`): a word it lacks reads as `unk`,
+    /// an error when `unk` is not in it either.
+    pub fn through(
+        self,
+        words: Vec<String>,
+        unk: &str,
+        vocab_file: &Path,
+    ) -> Result<Corpus, DataError> {
+        let vocab = Vocab::from_words(words);
+        let unk_id = vocab.id(unk);
+        let missing = |word: &str| DataError::NotInVocabulary {
+            path: vocab_file.to_path_buf(),
+            word: word.to_string(),
+            unk: unk.to_string(),
+        };
+        if vocab.id(EOS).is_none() {
+            return Err(missing(EOS));
+        }
+        // per old id: the new id, and whether it reads a word as unknown
+        let mut map = Vec::with_capacity(self.vocab.len());
+        for w in self.vocab.words() {
+            match (vocab.id(w), unk_id) {
+                (Some(id), _) => map.push((id, false)),
+                (None, Some(u)) => map.push((u, true)),
+                (None, None) => return Err(missing(w)),
+            }
+        }
+        let mut unknown = [0usize; 3];
+        let mut remap = |ids: Vec<u32>, k: usize| -> Vec<u32> {
+            ids.into_iter()
+                .map(|i| {
+                    let (id, unk) = map[i as usize];
+                    unknown[k] += unk as usize;
+                    id
+                })
+                .collect()
+        };
+        let (train, valid, test) = (
+            remap(self.train, 0),
+            remap(self.valid, 1),
+            remap(self.test, 2),
+        );
+        let unknown = [
+            self.unknown[0] + unknown[0],
+            self.unknown[1] + unknown[1],
+            self.unknown[2] + unknown[2],
+        ];
+        Ok(Corpus {
+            origin: format!(
+                "{}, read through the vocabulary of {} ({} tokens)",
+                self.origin,
+                vocab_file.display(),
+                vocab.len()
+            ),
+            vocab,
+            train,
+            valid,
+            test,
+            unknown,
+        })
+    }
+
     pub fn split(&self, split: Split) -> &[u32] {
         match split {
             Split::Train => &self.train,

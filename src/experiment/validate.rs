@@ -230,11 +230,21 @@ pub fn check(e: &Experiment) -> Vec<Problem> {
         "an integer ≥ 1, or ≥ 0 with `pretrained`",
     );
     if let Some(dir) = &e.pretrained {
+        // a PyTorch state dict (store::torch) rather than a weights directory
+        let state_dict = dir.extension().is_some_and(|e| e == "safetensors");
         need(
-            dir.join("model.json").is_file() || dir.join("weights/fp/model.json").is_file(),
+            if state_dict {
+                dir.is_file()
+            } else {
+                dir.join("model.json").is_file() || dir.join("weights/fp/model.json").is_file()
+            },
             "pretrained",
-            format!("{} holds no saved weights (model.json)", dir.display()),
-            "a run directory (its weights/fp is used) or a weights directory with model.json",
+            if state_dict {
+                format!("{} does not exist", dir.display())
+            } else {
+                format!("{} holds no saved weights (model.json)", dir.display())
+            },
+            "a run directory (its weights/fp is used), a weights directory with model.json, or a PyTorch state dict (.safetensors, vocab.txt beside it)",
         );
     }
     need(

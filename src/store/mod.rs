@@ -17,6 +17,7 @@ pub mod lock;
 pub mod manifest;
 pub mod npy;
 pub mod resume;
+pub mod torch;
 pub mod weights;
 
 use std::fs::{self, File, OpenOptions};
