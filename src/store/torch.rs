@@ -124,7 +124,17 @@ pub fn import(path: &Path) -> Result<Weights, WeightsError> {
         ));
     }
     let hidden = layers[0].2[1];
-    let (dec_shape, decoder) = take("decoder.weight", 2)?;
+    let (dec_shape, decoder) = take("decoder.weight", 2).map_err(|e| match e {
+        WeightsError::Bad { path, message } if message.starts_with("no tensor") => {
+            WeightsError::Bad {
+                path,
+                message: format!(
+                    "{message} (a model with tied embeddings saved without it is not read yet)"
+                ),
+            }
+        }
+        e => e,
+    })?;
     let (decb_shape, decoder_bias) = take("decoder.bias", 1)?;
     if let Some(extra) = left.keys().next() {
         return Err(bad(format!(
