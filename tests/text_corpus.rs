@@ -2,7 +2,7 @@
 //! in WikiText's file names, and its bad inputs.
 
 mod common;
-use common::{iq_tui, read_json, text};
+use common::{assert_ok, iq_tui, read_json, text};
 
 use rand::{Rng, SeedableRng};
 
@@ -57,13 +57,7 @@ fn a_wikitext_style_directory_trains_and_reports_its_counts() {
     let valid_tokens = valid.split_whitespace().count() + valid.lines().count();
     let out = tmp.path().join("run");
     let o = run(&format!("Text(dir: {:?})", dir.to_str().unwrap()), &out);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}\n{}",
-        text(&o.stdout),
-        text(&o.stderr)
-    );
+    assert_ok(&o);
     let log = std::fs::read_to_string(out.join("run.log")).unwrap();
     // 19 words and "." in the grammar, <eos>, and <unk> for "zebra"
     assert!(

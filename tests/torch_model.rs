@@ -4,17 +4,7 @@
 //! scripts/torch-roundtrip.sh, outside the test suite.)
 
 mod common;
-use common::{iq_tui, read_json, text};
-
-fn ok(o: &std::process::Output) {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}\n{}",
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-}
+use common::{assert_ok, iq_tui, read_json, run_smoke, text};
 
 /// `smoke.ron` from `pretrained`, training nothing and quantizing nothing.
 fn evaluate_only(
@@ -46,13 +36,7 @@ fn evaluate_only(
 fn an_exported_model_imports_to_the_same_perplexity() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    ok(&iq_tui(&[
-        "run",
-        "experiments/smoke.ron",
-        "--headless",
-        "--out",
-        run.to_str().unwrap(),
-    ]));
+    run_smoke(&run, &[]);
     let file = tmp.path().join("export").join("model.safetensors");
     std::fs::create_dir(file.parent().unwrap()).unwrap();
     let o = iq_tui(&[
@@ -63,7 +47,7 @@ fn an_exported_model_imports_to_the_same_perplexity() {
         "--out",
         file.to_str().unwrap(),
     ]);
-    ok(&o);
+    assert_ok(&o);
     assert!(
         text(&o.stdout).contains("RNNModel('LSTM', 40, 32, 32, 2)"),
         "{}",
@@ -72,7 +56,7 @@ fn an_exported_model_imports_to_the_same_perplexity() {
     assert!(file.with_file_name("vocab.txt").is_file());
 
     let again = tmp.path().join("again");
-    ok(&evaluate_only(&file, &again, &[]));
+    assert_ok(&evaluate_only(&file, &again, &[]));
     let first = read_json(&run.join("summary.json"));
     let second = read_json(&again.join("summary.json"));
     for split in ["valid_ppl", "test_ppl"] {
@@ -95,13 +79,7 @@ fn an_exported_model_imports_to_the_same_perplexity() {
 fn misfit_models_and_vocabularies_are_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    ok(&iq_tui(&[
-        "run",
-        "experiments/smoke.ron",
-        "--headless",
-        "--out",
-        run.to_str().unwrap(),
-    ]));
+    run_smoke(&run, &[]);
     let file = tmp.path().join("m.safetensors");
     let o = iq_tui(&[
         "export-model",
@@ -113,7 +91,7 @@ fn misfit_models_and_vocabularies_are_bad_input() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("must end in .safetensors"));
-    ok(&iq_tui(&[
+    assert_ok(&iq_tui(&[
         "export-model",
         run.to_str().unwrap(),
         "--format",

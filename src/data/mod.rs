@@ -146,21 +146,7 @@ impl std::fmt::Display for Split {
 pub fn load(source: &DataSource, seed: u64) -> Result<Corpus, DataError> {
     match source {
         DataSource::Ptb { dir } => ptb::load(dir.as_deref()),
-        DataSource::Text {
-            dir,
-            train,
-            valid,
-            test,
-            max_vocab,
-            min_count,
-            unk,
-        } => text::load(&text::TextSpec {
-            dir,
-            files: [train.as_deref(), valid.as_deref(), test.as_deref()],
-            max_vocab: *max_vocab,
-            min_count: *min_count,
-            unk,
-        }),
+        DataSource::Text { .. } => text::load(&text::TextSpec::of(source).expect("a Text source")),
         DataSource::Synthetic {
             vocab,
             train_tokens,

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::vocab::Vocab;
 use super::{Corpus, DataError, Split};
+use crate::experiment::DataSource;
 
 /// File names tried, in order, when the experiment names none.
 pub const CONVENTIONS: [[&str; 3]; 2] = [
@@ -26,6 +27,30 @@ pub struct TextSpec<'a> {
     pub max_vocab: Option<usize>,
     pub min_count: usize,
     pub unk: &'a str,
+}
+
+impl<'a> TextSpec<'a> {
+    /// What a `data: Text(..)` source says; `None` for any other source.
+    pub fn of(source: &'a DataSource) -> Option<Self> {
+        match source {
+            DataSource::Text {
+                dir,
+                train,
+                valid,
+                test,
+                max_vocab,
+                min_count,
+                unk,
+            } => Some(Self {
+                dir,
+                files: [train.as_deref(), valid.as_deref(), test.as_deref()],
+                max_vocab: *max_vocab,
+                min_count: *min_count,
+                unk,
+            }),
+            _ => None,
+        }
+    }
 }
 
 const SPLITS: [Split; 3] = [Split::Train, Split::Valid, Split::Test];

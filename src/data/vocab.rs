@@ -16,16 +16,14 @@ pub struct Vocab {
 
 impl Vocab {
     pub fn build(train: &str) -> Self {
-        let mut counts: HashMap<&str, usize> = HashMap::new();
-        for line in train.lines() {
-            for w in line.split_whitespace() {
-                *counts.entry(w).or_default() += 1;
-            }
-            *counts.entry(EOS).or_default() += 1;
-        }
-        let mut by_count: Vec<(&str, usize)> = counts.into_iter().collect();
-        by_count.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        Self::from_words(by_count.into_iter().map(|(w, _)| w.to_string()).collect())
+        Self::by_count(word_counts(train).into_iter().collect())
+    }
+
+    /// Words with their counts, ordered most frequent first, ties
+    /// alphabetically.
+    fn by_count(mut words: Vec<(&str, usize)>) -> Self {
+        words.sort_unstable_by(most_frequent_first);
+        Self::from_words(words.into_iter().map(|(w, _)| w.to_string()).collect())
     }
 
     /// The vocabulary of `train` with every word outside it mapped to
@@ -39,17 +37,11 @@ impl Vocab {
         min_count: usize,
         unk: &str,
     ) -> Self {
-        let mut counts: HashMap<&str, usize> = HashMap::new();
-        for line in train.lines() {
-            for w in line.split_whitespace() {
-                *counts.entry(w).or_default() += 1;
-            }
-            *counts.entry(EOS).or_default() += 1;
-        }
+        let mut counts = word_counts(train);
         let mut unk_count = counts.remove(unk).unwrap_or(0);
         let eos = (EOS, counts.remove(EOS).unwrap_or(0));
         let mut words: Vec<(&str, usize)> = counts.into_iter().collect();
-        words.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        words.sort_unstable_by(most_frequent_first);
         let passing = words.iter().take_while(|w| w.1 >= min_count).count();
         // room for <eos>, and for the unknown token once anything is cut
         let room = max_vocab.map_or(usize::MAX, |m| m.saturating_sub(1));
@@ -64,8 +56,7 @@ impl Vocab {
         if unk_count > 0 {
             words.push((unk, unk_count));
         }
-        words.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        Self::from_words(words.into_iter().map(|(w, _)| w.to_string()).collect())
+        Self::by_count(words)
     }
 
     /// The same vocabulary with `word` added at the end.
@@ -154,6 +145,23 @@ impl Vocab {
         }
         Ok(out)
     }
+}
+
+/// Vocabulary order: higher count first, ties alphabetically.
+fn most_frequent_first(a: &(&str, usize), b: &(&str, usize)) -> std::cmp::Ordering {
+    b.1.cmp(&a.1).then(a.0.cmp(b.0))
+}
+
+/// How often each word of `text` occurs, with an `<eos>` per line.
+fn word_counts(text: &str) -> HashMap<&str, usize> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for line in text.lines() {
+        for w in line.split_whitespace() {
+            *counts.entry(w).or_default() += 1;
+        }
+        *counts.entry(EOS).or_default() += 1;
+    }
+    counts
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! 20, BPTT 35) peaked at 242 MB against an estimate of 303 MB, 2×200 at BPTT
 //! 20 at 68 MB against 95 MB.
 
+use crate::data::text::TextSpec;
 use crate::experiment::{DataSource, Experiment};
 use crate::model::ModelDims;
 
@@ -32,19 +33,8 @@ pub struct Footprint {
 /// its files: a token per 5 bytes, and (without `max_vocab`) 30·√tokens
 /// words, Heaps' law fitted loosely above PTB and WikiText (10k words for
 /// 1.1M tokens, 33k for 2.4M); 0 where the files cannot be found.
-fn text_sizes(
-    dir: &std::path::Path,
-    files: [&Option<String>; 3],
-    max_vocab: Option<usize>,
-) -> (u128, u128) {
-    let spec = crate::data::text::TextSpec {
-        dir,
-        files: files.map(|f| f.as_deref()),
-        max_vocab,
-        min_count: 1,
-        unk: "",
-    };
-    let bytes: u64 = crate::data::text::paths(&spec)
+fn text_sizes(spec: &TextSpec) -> (u128, u128) {
+    let bytes: u64 = crate::data::text::paths(spec)
         .map(|paths| {
             paths
                 .iter()
@@ -54,7 +44,7 @@ fn text_sizes(
         })
         .unwrap_or(0);
     let tokens = (bytes / 5) as u128;
-    let vocab = match max_vocab {
+    let vocab = match spec.max_vocab {
         Some(v) => v as u128,
         None => ((30.0 * (tokens as f64).sqrt()) as u128).min(tokens),
     };
@@ -65,14 +55,7 @@ impl Footprint {
     pub fn of(e: &Experiment) -> Self {
         let (vocab, tokens) = match &e.data {
             DataSource::Ptb { .. } => (PTB_VOCAB, PTB_TOKENS),
-            DataSource::Text {
-                dir,
-                train,
-                valid,
-                test,
-                max_vocab,
-                ..
-            } => text_sizes(dir, [train, valid, test], *max_vocab),
+            DataSource::Text { .. } => text_sizes(&TextSpec::of(&e.data).expect("a Text source")),
             DataSource::Synthetic {
                 vocab,
                 train_tokens,

@@ -349,8 +349,8 @@ where
         self.dims.params()
     }
 
-    /// `w ← w − step · g` for every parameter, in place (each tensor keeps its
-    /// id). Pruned weights get no gradient, so they stay exactly zero.
+    /// `w ← w − step · g` for every parameter, in place. Pruned weights get
+    /// no gradient, so they stay exactly zero.
     fn descend(&mut self, mut grads: Vec<Vec<E>>, step: f64) {
         for (grad, mask) in grads.iter_mut().zip(&self.masks) {
             if let Some(mask) = mask {

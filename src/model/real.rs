@@ -79,29 +79,37 @@ impl Real for f32 {
         if avx512::in_use() {
             return avx512::exp_all(xs);
         }
-        map8(xs, |x| x.fast_min(f32x8::splat(87.0)).exp());
+        map8(xs, exp8);
     }
     fn sigmoid_all(xs: &mut [Self]) {
         #[cfg(target_arch = "x86_64")]
         if avx512::in_use() {
             return avx512::sigmoid_all(xs);
         }
-        map8(xs, |x| {
-            let x = x.fast_max(f32x8::splat(-80.0)).fast_min(f32x8::splat(80.0));
-            f32x8::ONE / (f32x8::ONE + (-x).exp())
-        });
+        map8(xs, sigmoid8);
     }
     fn tanh_all(xs: &mut [Self]) {
         #[cfg(target_arch = "x86_64")]
         if avx512::in_use() {
             return avx512::tanh_all(xs);
         }
-        // 1 − 2/(e²ˣ + 1), where |x| ≤ 15 already rounds to ±1
-        map8(xs, |x| {
-            let x = x.fast_max(f32x8::splat(-15.0)).fast_min(f32x8::splat(15.0));
-            f32x8::ONE - f32x8::splat(2.0) / ((x + x).exp() + f32x8::ONE)
-        });
+        map8(xs, tanh8);
     }
+}
+
+fn exp8(x: f32x8) -> f32x8 {
+    x.fast_min(f32x8::splat(87.0)).exp()
+}
+
+fn sigmoid8(x: f32x8) -> f32x8 {
+    let x = x.fast_max(f32x8::splat(-80.0)).fast_min(f32x8::splat(80.0));
+    f32x8::ONE / (f32x8::ONE + (-x).exp())
+}
+
+/// 1 − 2/(e²ˣ + 1), where |x| ≤ 15 already rounds to ±1.
+fn tanh8(x: f32x8) -> f32x8 {
+    let x = x.fast_max(f32x8::splat(-15.0)).fast_min(f32x8::splat(15.0));
+    f32x8::ONE - f32x8::splat(2.0) / ((x + x).exp() + f32x8::ONE)
 }
 
 /// The eight-lane maps on sixteen lanes. `wide` picks its instructions when
@@ -331,15 +339,9 @@ mod tests {
         type Map = fn(&mut [f32]);
         type Lanes = fn(f32x8) -> f32x8;
         let pairs: [(Map, Lanes); 3] = [
-            (avx512::exp_all, |x| x.fast_min(f32x8::splat(87.0)).exp()),
-            (avx512::sigmoid_all, |x| {
-                let x = x.fast_max(f32x8::splat(-80.0)).fast_min(f32x8::splat(80.0));
-                f32x8::ONE / (f32x8::ONE + (-x).exp())
-            }),
-            (avx512::tanh_all, |x| {
-                let x = x.fast_max(f32x8::splat(-15.0)).fast_min(f32x8::splat(15.0));
-                f32x8::ONE - f32x8::splat(2.0) / ((x + x).exp() + f32x8::ONE)
-            }),
+            (avx512::exp_all, exp8),
+            (avx512::sigmoid_all, sigmoid8),
+            (avx512::tanh_all, tanh8),
         ];
         for (k, (sixteen, eight)) in pairs.into_iter().enumerate() {
             let (mut a, mut b) = (xs.clone(), xs.clone());

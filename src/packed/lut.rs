@@ -275,81 +275,105 @@ impl LutMatrix {
     }
 }
 
+/// The vector kernels' `dispatch` and `sums`, the same loop for both
+/// register widths: `$entries` floats a table (one register), `$group` bytes
+/// of signs a group, and the module's own `lookup`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! block_sums_kernels {
+    ($feature:literal, $vector:ty, $zero:ident, $load:ident, $add:ident, $store:ident,
+     $entries:literal, $group:literal) => {
+        /// The kernel for `out.len()` planes; false when there is none for
+        /// so many (the caller falls back to the portable code).
+        ///
+        /// # Safety
+        /// As [`sums`].
+        #[target_feature(enable = $feature)]
+        pub unsafe fn dispatch(
+            lut: *const f32,
+            signs: *const u8,
+            stride: usize,
+            groups: usize,
+            out: &mut [[f32; MAX_LANES]],
+        ) -> bool {
+            // SAFETY: the caller's contract is each kernel's.
+            unsafe {
+                match out.len() {
+                    1 => sums::<1, 4>(lut, signs, stride, groups, out),
+                    2 => sums::<2, 4>(lut, signs, stride, groups, out),
+                    3 => sums::<3, 2>(lut, signs, stride, groups, out),
+                    4 => sums::<4, 2>(lut, signs, stride, groups, out),
+                    5 => sums::<5, 2>(lut, signs, stride, groups, out),
+                    _ => return false,
+                }
+            }
+            true
+        }
+
+        /// `P` planes, `U` groups in flight (independent sums, so the adds
+        /// do not wait on each other).
+        ///
+        /// # Safety
+        /// The CPU must have the module's instructions; `lut` must hold
+        /// `groups` tables of `$entries` floats and `signs` `P` planes of
+        /// `stride` bytes, enough for `lookup` to read a group at every
+        /// `$group · g`.
+        #[target_feature(enable = $feature)]
+        unsafe fn sums<const P: usize, const U: usize>(
+            lut: *const f32,
+            signs: *const u8,
+            stride: usize,
+            groups: usize,
+            out: &mut [[f32; MAX_LANES]],
+        ) {
+            // SAFETY: the caller guarantees the instructions and the table
+            // and sign lengths in this function's contract, which bound
+            // every load below.
+            unsafe {
+                let mut acc: [[$vector; P]; U] = [[$zero(); P]; U];
+                let mut g = 0;
+                while g + U <= groups {
+                    for (u, acc) in acc.iter_mut().enumerate() {
+                        let t = $load(lut.add((g + u) * $entries));
+                        for (p, a) in acc.iter_mut().enumerate() {
+                            let at = signs.add(p * stride + $group * (g + u));
+                            *a = $add(*a, lookup(t, at));
+                        }
+                    }
+                    g += U;
+                }
+                for g in g..groups {
+                    let t = $load(lut.add(g * $entries));
+                    for (p, a) in acc[0].iter_mut().enumerate() {
+                        *a = $add(*a, lookup(t, signs.add(p * stride + $group * g)));
+                    }
+                }
+                for (p, out) in out.iter_mut().enumerate() {
+                    let mut sum = acc[0][p];
+                    for acc in &acc[1..] {
+                        sum = $add(sum, acc[p]);
+                    }
+                    $store(out.as_mut_ptr(), sum);
+                }
+            }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::MAX_LANES;
     use std::arch::x86_64::*;
 
-    /// The kernel for `out.len()` planes; false when there is none for so
-    /// many (the caller falls back to the portable code).
-    ///
-    /// # Safety
-    /// As [`sums`].
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn dispatch(
-        lut: *const f32,
-        signs: *const u8,
-        stride: usize,
-        groups: usize,
-        out: &mut [[f32; MAX_LANES]],
-    ) -> bool {
-        // SAFETY: the caller's contract is each kernel's.
-        unsafe {
-            match out.len() {
-                1 => sums::<1, 4>(lut, signs, stride, groups, out),
-                2 => sums::<2, 4>(lut, signs, stride, groups, out),
-                3 => sums::<3, 2>(lut, signs, stride, groups, out),
-                4 => sums::<4, 2>(lut, signs, stride, groups, out),
-                5 => sums::<5, 2>(lut, signs, stride, groups, out),
-                _ => return false,
-            }
-        }
-        true
-    }
-
-    /// `P` planes, `U` groups in flight (independent sums, so the adds do
-    /// not wait on each other).
-    ///
-    /// # Safety
-    /// AVX2 must be available; `lut` must hold `groups` tables of 8 and
-    /// `signs` `P` planes of `stride` > 3 · groups bytes.
-    #[target_feature(enable = "avx2")]
-    unsafe fn sums<const P: usize, const U: usize>(
-        lut: *const f32,
-        signs: *const u8,
-        stride: usize,
-        groups: usize,
-        out: &mut [[f32; MAX_LANES]],
-    ) {
-        // SAFETY: the caller guarantees AVX2 and the table and sign lengths in
-        // this function's contract, which bound every load below.
-        unsafe {
-            let mut acc = [[_mm256_setzero_ps(); P]; U];
-            let mut g = 0;
-            while g + U <= groups {
-                for (u, acc) in acc.iter_mut().enumerate() {
-                    let t = _mm256_loadu_ps(lut.add((g + u) * 8));
-                    for (p, a) in acc.iter_mut().enumerate() {
-                        *a = _mm256_add_ps(*a, lookup(t, signs.add(p * stride + 3 * (g + u))));
-                    }
-                }
-                g += U;
-            }
-            for g in g..groups {
-                let t = _mm256_loadu_ps(lut.add(g * 8));
-                for (p, a) in acc[0].iter_mut().enumerate() {
-                    *a = _mm256_add_ps(*a, lookup(t, signs.add(p * stride + 3 * g)));
-                }
-            }
-            for (p, out) in out.iter_mut().enumerate() {
-                let mut sum = acc[0][p];
-                for acc in &acc[1..] {
-                    sum = _mm256_add_ps(sum, acc[p]);
-                }
-                _mm256_storeu_ps(out.as_mut_ptr(), sum);
-            }
-        }
-    }
+    block_sums_kernels!(
+        "avx2",
+        __m256,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_add_ps,
+        _mm256_storeu_ps,
+        8,
+        3
+    );
 
     /// Lane r gets `table[bits 3r..3r+3 of the 4 bytes at signs]`
     /// (`vpermps` reads only the low 3 bits of each index).
@@ -370,76 +394,16 @@ mod avx512 {
     use super::MAX_LANES;
     use std::arch::x86_64::*;
 
-    /// The kernel for `out.len()` planes; false when there is none for so
-    /// many (the caller falls back to the portable code).
-    ///
-    /// # Safety
-    /// As [`sums`].
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn dispatch(
-        lut: *const f32,
-        signs: *const u8,
-        stride: usize,
-        groups: usize,
-        out: &mut [[f32; MAX_LANES]],
-    ) -> bool {
-        // SAFETY: the caller's contract is each kernel's.
-        unsafe {
-            match out.len() {
-                1 => sums::<1, 4>(lut, signs, stride, groups, out),
-                2 => sums::<2, 4>(lut, signs, stride, groups, out),
-                3 => sums::<3, 2>(lut, signs, stride, groups, out),
-                4 => sums::<4, 2>(lut, signs, stride, groups, out),
-                5 => sums::<5, 2>(lut, signs, stride, groups, out),
-                _ => return false,
-            }
-        }
-        true
-    }
-
-    /// `P` planes, `U` groups in flight, as the AVX2 kernel, 16 rows and 4
-    /// columns a lookup.
-    ///
-    /// # Safety
-    /// AVX-512 F must be available; `lut` must hold `groups` tables of 16
-    /// and `signs` `P` planes of `stride` ≥ 8 · groups bytes.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn sums<const P: usize, const U: usize>(
-        lut: *const f32,
-        signs: *const u8,
-        stride: usize,
-        groups: usize,
-        out: &mut [[f32; MAX_LANES]],
-    ) {
-        // SAFETY: the caller guarantees AVX-512 F and the table and sign
-        // lengths in this function's contract, which bound every load below.
-        unsafe {
-            let mut acc = [[_mm512_setzero_ps(); P]; U];
-            let mut g = 0;
-            while g + U <= groups {
-                for (u, acc) in acc.iter_mut().enumerate() {
-                    let t = _mm512_loadu_ps(lut.add((g + u) * 16));
-                    for (p, a) in acc.iter_mut().enumerate() {
-                        *a = _mm512_add_ps(*a, lookup(t, signs.add(p * stride + 8 * (g + u))));
-                    }
-                }
-                g += U;
-            }
-            for g in g..groups {
-                let t = _mm512_loadu_ps(lut.add(g * 16));
-                for (p, a) in acc[0].iter_mut().enumerate() {
-                    *a = _mm512_add_ps(*a, lookup(t, signs.add(p * stride + 8 * g)));
-                }
-            }
-            for (p, out) in out.iter_mut().enumerate() {
-                let mut sum = acc[0][p];
-                for acc in &acc[1..] {
-                    sum = _mm512_add_ps(sum, acc[p]);
-                }
-                _mm512_storeu_ps(out.as_mut_ptr(), sum);
-            }
-        }
-    }
+    block_sums_kernels!(
+        "avx512f",
+        __m512,
+        _mm512_setzero_ps,
+        _mm512_loadu_ps,
+        _mm512_add_ps,
+        _mm512_storeu_ps,
+        16,
+        8
+    );
 
     /// Lane L gets `table[4 bits at 32·(L mod 2) + 4·⌊L/2⌋ of the 8 bytes at
     /// signs]`: the word broadcast as 64-bit lanes puts its low half in even
