@@ -137,6 +137,13 @@ pub(super) enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Download WikiText-2 into the cache (or DIR): the published archive,
+    /// verified by SHA-256, unpacked to its three files.
+    #[command(name = "fetch-wikitext2")]
+    FetchWikitext2 {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Print a shell completion script: `iq-tui completions bash >
     /// ~/.local/share/bash-completion/completions/iq-tui`.
     Completions { shell: clap_complete::Shell },

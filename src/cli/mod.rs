@@ -57,6 +57,7 @@ fn dispatch(cli: Cli) -> CliResult {
         }
         Some(Command::Bench(args)) => tools::bench(args),
         Some(Command::FetchPtb { dir }) => tools::fetch_ptb(dir),
+        Some(Command::FetchWikitext2 { dir }) => tools::fetch_wikitext2(dir),
         Some(Command::Quantize(args)) => tools::quantize(args),
         Some(Command::Open { run_dir }) => run::open(run_dir),
         Some(Command::Resume(args)) => run::resume(args),

@@ -179,12 +179,31 @@ fn ptb_needed(p: &Prepared) -> Result<Option<PathBuf>, CliError> {
 fn first_ptb(
     units: impl Iterator<Item = (String, DataSource)>,
 ) -> Result<Option<PathBuf>, CliError> {
+    let mut ptb = None;
     for (name, data) in units {
-        if let DataSource::Ptb { dir } = data {
-            return ptb_here(&name, dir.as_deref()).map(Some);
+        match data {
+            DataSource::Ptb { dir } if ptb.is_none() => {
+                ptb = Some(ptb_here(&name, dir.as_deref())?);
+            }
+            DataSource::WikiText2 { dir } => wikitext_here(&name, dir.as_deref())?,
+            _ => {}
         }
     }
-    Ok(None)
+    Ok(ptb)
+}
+
+/// WikiText-2 must be on this machine too: tasks read it where this lookup
+/// finds it (the cache, on a shared home directory, or IQ_TUI_WIKITEXT2_DIR
+/// or data.dir on a shared filesystem).
+fn wikitext_here(unit: &str, dir: Option<&Path>) -> Result<(), CliError> {
+    let mut lookup = crate::data::wikitext::Lookup::from_env(dir);
+    lookup.offline = true;
+    match lookup.resolve() {
+        Ok(_) => Ok(()),
+        Err(e) => Err(CliError::bad(format!(
+            "{unit} reads WikiText-2, and compute nodes download nothing: {e}\nfetch it here first with `iq-tui fetch-wikitext2`, then submit again"
+        ))),
+    }
 }
 
 /// Where PTB lies on this machine, looked up as a run would but never

@@ -1,5 +1,5 @@
 //! The commands besides running: validate, bench, quantize, export,
-//! export-model, eval, fetch-ptb.
+//! export-model, eval, fetch-ptb, fetch-wikitext2.
 
 use std::path::{Path, PathBuf};
 
@@ -157,6 +157,23 @@ pub(super) fn fetch_ptb(dir: Option<PathBuf>) -> CliResult {
     println!("downloading Penn Treebank from {base}");
     data::ptb::download(&base, &dir, &data::ptb::FILES).map_err(data_error)?;
     println!("verified (SHA-256) in {}", dir.display());
+    Ok(Done::Finished)
+}
+
+pub(super) fn fetch_wikitext2(dir: Option<PathBuf>) -> CliResult {
+    use data::wikitext;
+    if data::download::offline() {
+        return Err(CliError::bad(
+            "IQ_TUI_OFFLINE=1 forbids downloads, and fetch-wikitext2 downloads; unset it, or unpack the archive yourself and set IQ_TUI_WIKITEXT2_DIR",
+        ));
+    }
+    let dir = dir
+        .or_else(wikitext::cache_dir)
+        .ok_or_else(|| CliError::bad("no cache directory on this system; pass --dir"))?;
+    let lookup = wikitext::Lookup::from_env(None);
+    println!("downloading WikiText-2 from {}", lookup.url);
+    wikitext::fetch(&lookup.url, &lookup.sha256, &dir).map_err(data_error)?;
+    println!("verified (SHA-256) and unpacked in {}", dir.display());
     Ok(Done::Finished)
 }
 

@@ -3,19 +3,25 @@ use std::path::PathBuf;
 /// Why a corpus could not be had. Every variant says where and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("Penn Treebank not found. Looked in:\n{}\n{hint}", looked.iter().map(|p| format!("  - {}", p.display())).collect::<Vec<_>>().join("\n"))]
-    NotFound { looked: Vec<PathBuf>, hint: String },
+    #[error("{corpus} not found. Looked in:\n{}\n{hint}", looked.iter().map(|p| format!("  - {}", p.display())).collect::<Vec<_>>().join("\n"))]
+    NotFound {
+        corpus: &'static str,
+        looked: Vec<PathBuf>,
+        hint: String,
+    },
     #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{file}: SHA-256 is {actual}, expected {expected}; the file is corrupt or not the standard PTB")]
+    #[error("{file}: SHA-256 is {actual}, expected {expected}; the file is corrupt or not the published one")]
     Checksum {
         file: String,
         expected: String,
         actual: String,
     },
+    #[error("{archive}: {message}")]
+    Archive { archive: PathBuf, message: String },
     #[error("download of {url} failed: {message}")]
     Download { url: String, message: String },
     #[error("{dir}: no {split} split: looked for {}", looked.join(", "))]

@@ -1,13 +1,16 @@
-//! Corpora: Penn Treebank (local or downloaded, SHA-256 verified), a
+//! Corpora: Penn Treebank and WikiText-2 (local or downloaded, SHA-256
+//! verified), a
 //! word-level corpus of the user's own, a synthetic corpus, the vocabulary
 //! and batching into BPTT segments.
 
 mod batch;
+pub mod download;
 mod error;
 pub mod ptb;
 mod synthetic;
 pub mod text;
 mod vocab;
+pub mod wikitext;
 
 pub use batch::{Segment, Segments, IGNORE};
 pub use error::DataError;
@@ -146,6 +149,7 @@ impl std::fmt::Display for Split {
 pub fn load(source: &DataSource, seed: u64) -> Result<Corpus, DataError> {
     match source {
         DataSource::Ptb { dir } => ptb::load(dir.as_deref()),
+        DataSource::WikiText2 { dir } => wikitext::load(dir.as_deref()),
         DataSource::Text { .. } => text::load(&text::TextSpec::of(source).expect("a Text source")),
         DataSource::Synthetic {
             vocab,

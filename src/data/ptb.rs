@@ -6,13 +6,11 @@
 //! beside the target, are hashed on the way, fsynced, and renamed into place
 //! only when the hash matches, so a file with the final name is always good.
 
-use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::fs;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
-use super::{Corpus, DataError};
+pub use super::download::sha256_file;
+use super::{download, Corpus, DataError};
 
 /// The three files and their SHA-256 (../shared/data/ptb/README.md).
 pub const FILES: [(&str, &str); 3] = [
@@ -36,16 +34,7 @@ pub const DEFAULT_BASE_URL: &str =
 
 /// The cache directory PTB is downloaded into (`IQ_TUI_CACHE_DIR` overrides).
 pub fn cache_dir() -> Option<PathBuf> {
-    cache_root().map(|d| d.join("ptb"))
-}
-
-/// iq-tui's cache directory: `IQ_TUI_CACHE_DIR`, else the user's
-/// (`~/.cache/iq-tui`).
-pub fn cache_root() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("IQ_TUI_CACHE_DIR") {
-        return Some(PathBuf::from(dir));
-    }
-    directories::ProjectDirs::from("", "", "iq-tui").map(|d| d.cache_dir().to_path_buf())
+    download::cache_root().map(|d| d.join("ptb"))
 }
 
 fn has_files(dir: &Path) -> bool {
@@ -73,7 +62,7 @@ impl Lookup {
             explicit: explicit.map(Path::to_path_buf),
             env_dir: std::env::var_os("IQ_TUI_PTB_DIR").map(PathBuf::from),
             cache: cache_dir(),
-            offline: std::env::var("IQ_TUI_OFFLINE").is_ok_and(|v| v == "1"),
+            offline: download::offline(),
             base_url: std::env::var("IQ_TUI_PTB_URL")
                 .unwrap_or_else(|_| DEFAULT_BASE_URL.to_string()),
         }
@@ -124,6 +113,7 @@ impl Lookup {
 
 fn not_found(looked: Vec<PathBuf>, hint: &str) -> DataError {
     DataError::NotFound {
+        corpus: "Penn Treebank",
         looked,
         hint: format!("{hint}\nThe files are Mikolov's ptb.train.txt, ptb.valid.txt, ptb.test.txt (e.g. {DEFAULT_BASE_URL}ptb.train.txt)."),
     }
@@ -145,21 +135,6 @@ pub fn verify_dir(dir: &Path) -> Result<(), DataError> {
     Ok(())
 }
 
-pub fn sha256_file(path: &Path) -> Result<String, DataError> {
-    let io = |source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = File::open(path).map_err(io)?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(io)?;
-    Ok(hex(&hasher.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Downloads `files` (name, SHA-256) from `base_url` into `dir`. A file
 /// already there with the right checksum is kept; nothing with a final name
 /// is ever written unless its checksum matched.
@@ -175,45 +150,9 @@ pub fn download(base_url: &str, dir: &Path, files: &[(&str, &str)]) -> Result<()
             continue;
         }
         let url = format!("{}/{}", base_url.trim_end_matches('/'), name);
-        crate::atomic::write_via(&target, |part| fetch_to(&url, part, expected), io(&target))?;
+        download::fetch_verified(&url, &target, expected)?;
     }
     Ok(())
-}
-
-fn fetch_to(url: &str, part: &Path, expected: &str) -> Result<(), DataError> {
-    let fail = |message: String| DataError::Download {
-        url: url.to_string(),
-        message,
-    };
-    let response = ureq::get(url)
-        .timeout(std::time::Duration::from_secs(120))
-        .call()
-        .map_err(|e| fail(e.to_string()))?;
-    let mut reader = response.into_reader();
-    let io = |source| DataError::Io {
-        path: part.to_path_buf(),
-        source,
-    };
-    let mut out = File::create(part).map_err(io)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = reader.read(&mut buf).map_err(|e| fail(e.to_string()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(io)?;
-    }
-    let actual = hex(&hasher.finalize());
-    if actual != expected {
-        return Err(DataError::Checksum {
-            file: url.to_string(),
-            expected: expected.to_string(),
-            actual,
-        });
-    }
-    out.flush().map_err(io)
 }
 
 /// Loads PTB from wherever [`Lookup`] finds it. A copy whose checksums differ

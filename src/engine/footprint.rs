@@ -16,6 +16,10 @@ use crate::model::ModelDims;
 /// PTB's vocabulary and token counts (docs/method.md §7).
 const PTB_VOCAB: u128 = 10_000;
 const PTB_TOKENS: u128 = 929_589 + 73_760 + 82_430;
+/// WikiText-2's vocabulary and tokens (with an `<eos>` a line), as PyTorch's
+/// `word_language_model` reports them; only an estimate's input.
+const WIKITEXT2_VOCAB: u128 = 33_278;
+const WIKITEXT2_TOKENS: u128 = 2_088_628 + 217_646 + 245_569;
 /// The program itself, its threads and allocator arenas.
 const BASE_BYTES: u128 = 16 << 20;
 
@@ -55,6 +59,7 @@ impl Footprint {
     pub fn of(e: &Experiment) -> Self {
         let (vocab, tokens) = match &e.data {
             DataSource::Ptb { .. } => (PTB_VOCAB, PTB_TOKENS),
+            DataSource::WikiText2 { .. } => (WIKITEXT2_VOCAB, WIKITEXT2_TOKENS),
             DataSource::Text { .. } => text_sizes(&TextSpec::of(&e.data).expect("a Text source")),
             DataSource::Synthetic {
                 vocab,

@@ -53,6 +53,13 @@ pub enum DataSource {
         #[serde(default)]
         dir: Option<PathBuf>,
     },
+    /// WikiText-2 (Merity et al.), tokenised, version 1. `dir: None` looks
+    /// at `IQ_TUI_WIKITEXT2_DIR`, then the user cache directory, and
+    /// downloads the published archive (SHA-256 verified) if absent.
+    WikiText2 {
+        #[serde(default)]
+        dir: Option<PathBuf>,
+    },
     /// A word-level corpus of your own: a directory with `train.txt`,
     /// `valid.txt` and `test.txt`, or WikiText's `wiki.train.tokens`,
     /// `wiki.valid.tokens` and `wiki.test.tokens`, or the file names given.

@@ -89,6 +89,14 @@ pub fn check(e: &Experiment) -> Vec<Problem> {
                 "a directory holding ptb.train.txt, ptb.valid.txt and ptb.test.txt, or None to use IQ_TUI_PTB_DIR or the download cache",
             );
         }
+        DataSource::WikiText2 { dir: Some(dir) } => {
+            need(
+                dir.is_dir(),
+                "data.dir",
+                format!("the directory {} does not exist", dir.display()),
+                "a directory holding wiki.train.tokens, wiki.valid.tokens and wiki.test.tokens, or None to use IQ_TUI_WIKITEXT2_DIR or the download cache",
+            );
+        }
         DataSource::Text {
             dir,
             max_vocab,
@@ -123,7 +131,9 @@ pub fn check(e: &Experiment) -> Vec<Problem> {
                 "a non-empty token without whitespace, e.g. \"<unk>\"",
             );
         }
-        DataSource::Ptb { dir: None } | DataSource::Synthetic { .. } => {}
+        DataSource::Ptb { dir: None }
+        | DataSource::WikiText2 { dir: None }
+        | DataSource::Synthetic { .. } => {}
     }
     if let DataSource::Ptb { .. } = &e.data {
         // Mikolov's training split (docs/method.md §7).
@@ -141,7 +151,7 @@ pub fn check(e: &Experiment) -> Vec<Problem> {
         }
     }
     match &e.data {
-        DataSource::Ptb { .. } | DataSource::Text { .. } => {}
+        DataSource::Ptb { .. } | DataSource::WikiText2 { .. } | DataSource::Text { .. } => {}
         DataSource::Synthetic {
             vocab,
             train_tokens,

@@ -162,7 +162,7 @@ pub fn fastest(available: &[Backend]) -> Choice {
         };
     }
     let key = key(available);
-    let dir = crate::data::ptb::cache_root();
+    let dir = crate::data::download::cache_root();
     let path = dir.as_ref().map(|d| d.join("gemm-choice.json"));
     // Whoever measures holds the lock; the others wait and read its answer.
     let _lock = dir.as_ref().and_then(|d| {
