@@ -3,7 +3,8 @@
 # trained in PyTorch is imported (`pretrained: Some("….safetensors")`) and
 # evaluated by both; iq-tui quantizes it, `export-model --format torch`
 # hands it back, and PyTorch loads and evaluates it. Each pair of test
-# perplexities must agree within 0.1 % (scripts/torch_roundtrip.py).
+# perplexities must agree within 0.1 % (scripts/torch_roundtrip.py). Both
+# directions run for an untied model and one with tied embeddings.
 #
 # PyTorch and safetensors are installed from PyPI into VENV (default
 # target/bench-venv, the benchmark's environment) when missing. PTB comes

@@ -16,6 +16,11 @@ first appearance, <eos> at every line end).
    `export-model --format torch` writes the final model, PyTorch loads it
    with load_state_dict (strict) and evaluates it the same way.
 
+Both are done twice: for the untied model, saved with `save_file`, and
+for one with tied embeddings (the example's `--tied`), saved with
+`safetensors.torch.save_model`, which keeps the shared matrix under one
+name; iq-tui's export has it under both, as `load_state_dict` wants.
+
 Each agreement must be within 0.1 %; the script exits 1 otherwise.
 """
 
@@ -27,20 +32,22 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save_file, save_model
 
 BPTT, EVAL_BATCH, HIDDEN, LAYERS = 35, 10, 200, 2
 
 
 class RNNModel(nn.Module):
-    """word_language_model's RNNModel, LSTM variant, untied."""
+    """word_language_model's RNNModel, LSTM variant."""
 
-    def __init__(self, ntoken, ninp, nhid, nlayers, dropout=0.0):
+    def __init__(self, ntoken, ninp, nhid, nlayers, dropout=0.0, tie_weights=False):
         super().__init__()
         self.drop = nn.Dropout(dropout)
         self.encoder = nn.Embedding(ntoken, ninp)
         self.rnn = nn.LSTM(ninp, nhid, nlayers, dropout=dropout)
         self.decoder = nn.Linear(nhid, ntoken)
+        if tie_weights:
+            self.decoder.weight = self.encoder.weight
         self.nlayers, self.nhid = nlayers, nhid
         initrange = 0.1
         nn.init.uniform_(self.encoder.weight, -initrange, initrange)
@@ -118,7 +125,7 @@ def train(model, tokens, steps, batch=20, lr=1.0):
         opt.step()
 
 
-def experiment(name, pretrained, ptb, quantize):
+def experiment(name, pretrained, ptb, quantize, tied):
     quantization = (
         "Some((groups: [(matrices: All, bits: 1, method: Alternating(2))], iterations: 2,"
         " retrain: (length: Steps(200), lr: 0.5, decay: 0.7), baselines: [], loss_every: 50))"
@@ -130,7 +137,7 @@ def experiment(name, pretrained, ptb, quantize):
     seed: 1,
     data: Ptb(dir: Some("{ptb}")),
     pretrained: Some("{pretrained}"),
-    model: (layers: {LAYERS}, hidden: {HIDDEN}, embed: None, dropout: 0.0, init_range: 0.1),
+    model: (layers: {LAYERS}, hidden: {HIDDEN}, embed: None, dropout: 0.0, init_range: 0.1, tied: {str(tied).lower()}),
     training: (epochs: 0, batch_size: 20, bptt: {BPTT}, lr: 1.0, clip: Some(5.0), loss: SumOverTime),
     eval: (batch_size: {EVAL_BATCH}),
     quantization: {quantization},
@@ -151,39 +158,55 @@ def agree(what, ours, theirs):
     return rel < 1e-3
 
 
-def main():
-    binary, ptb, work = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+def round_trip(binary, ptb, work, tied):
+    """Both directions for one model; True when both agree."""
+    kind = "tied" if tied else "untied"
+    work = work / kind
     work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(1)
     index = dictionary(ptb)
     vocab = sorted(index, key=index.get)
-    model = RNNModel(len(vocab), HIDDEN, HIDDEN, LAYERS)
+    model = RNNModel(len(vocab), HIDDEN, HIDDEN, LAYERS, tie_weights=tied)
     train(model, ids(ptb, "train", index), steps=300)
     test = ids(ptb, "test", index)
     state_dict = work / "pytorch.safetensors"
-    save_file(model.state_dict(), str(state_dict))
+    if tied:
+        save_model(model, str(state_dict))
+    else:
+        save_file(model.state_dict(), str(state_dict))
     (work / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     theirs = perplexity(model, test)
 
     ok = True
-    (work / "import.ron").write_text(experiment("import", state_dict, ptb, False))
+    (work / "import.ron").write_text(experiment("import", state_dict, ptb, False, tied))
     run(binary, "run", str(work / "import.ron"), "--headless", "--out", str(work / "import"))
     summary = json.loads((work / "import" / "summary.json").read_text())
-    ok &= agree("PyTorch -> iq-tui, full precision, test", summary["fp"]["test_ppl"], theirs)
+    ok &= agree(f"{kind}: PyTorch -> iq-tui, full precision, test", summary["fp"]["test_ppl"], theirs)
 
-    (work / "quantize.ron").write_text(experiment("quantize", state_dict, ptb, True))
+    (work / "quantize.ron").write_text(experiment("quantize", state_dict, ptb, True, tied))
     run(binary, "run", str(work / "quantize.ron"), "--headless", "--out", str(work / "quantize"))
     summary = json.loads((work / "quantize" / "summary.json").read_text())
     exported = work / "export" / "model.safetensors"
     exported.parent.mkdir(exist_ok=True)
     print(run(binary, "export-model", str(work / "quantize"), "--format", "torch", "--out", str(exported)).strip())
-    back = RNNModel(len(vocab), HIDDEN, HIDDEN, LAYERS)
+    back = RNNModel(len(vocab), HIDDEN, HIDDEN, LAYERS, tie_weights=tied)
     back.load_state_dict(load_file(str(exported)))
     exported_vocab = (exported.parent / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
     assert exported_vocab == vocab, "the exported vocabulary is the imported one"
-    ok &= agree("iq-tui -> PyTorch, 1-bit final, test", summary["final"]["test_ppl"], perplexity(back, test))
+    if tied:
+        assert back.decoder.weight is back.encoder.weight, "still tied after loading"
+    ok &= agree(f"{kind}: iq-tui -> PyTorch, 1-bit final, test", summary["final"]["test_ppl"], perplexity(back, test))
     signs = {len(torch.unique(row.abs())) for row in back.rnn.weight_hh_l0}
-    print(f"distinct |w| per row of rnn.weight_hh_l0 after loading: {sorted(signs)}")
+    print(f"{kind}: distinct |w| per row of rnn.weight_hh_l0 after loading: {sorted(signs)}")
+    print(f"{kind}: packed {summary['final']['packed_bytes']} bytes")
+    return ok
+
+
+def main():
+    binary, ptb, work = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    ok = True
+    for tied in (False, True):
+        ok &= round_trip(binary, ptb, work, tied)
     sys.exit(0 if ok else 1)
 
 

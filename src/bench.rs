@@ -46,6 +46,7 @@ pub fn training_throughput(
         embed: hidden,
         hidden,
         layers,
+        tied: false,
     };
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut model = LstmLm::<f32>::new(dims, 0.1, &mut rng);

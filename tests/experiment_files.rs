@@ -71,6 +71,10 @@ const INVALID: &[(&str, &[&str])] = &[
         &["text_min_count.ron:3:", "data.min_count", "at least 1"],
     ),
     (
+        "tied_widths.ron",
+        &["tied_widths.ron:4:", "model.tied", "16 wide", "embedding 8"],
+    ),
+    (
         "unknown_variant.ron",
         &["unknown_variant.ron:3:", "Wikitext", "Ptb", "Synthetic"],
     ),

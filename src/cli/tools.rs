@@ -199,13 +199,18 @@ pub(super) fn export_torch(run_dir: &Path, out: Option<PathBuf>) -> CliResult {
     crate::store::torch::export(&weights, &out)
         .map_err(|e| CliError::failed(format!("cannot write the state dict: {e}")))?;
     println!(
-        "wrote {} and {}: word_language_model's RNNModel('LSTM', {}, {}, {}, {}) loads it",
+        "wrote {} and {}: word_language_model's RNNModel('LSTM', {}, {}, {}, {}{}) loads it",
         out.display(),
         crate::store::torch::vocab_path(&out).display(),
         weights.manifest.vocab,
         weights.manifest.embed,
         weights.manifest.hidden,
-        weights.manifest.layers
+        weights.manifest.layers,
+        if weights.manifest.tied {
+            ", tie_weights=True"
+        } else {
+            ""
+        }
     );
     Ok(Done::Finished)
 }

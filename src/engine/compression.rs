@@ -35,7 +35,9 @@ pub struct Target {
 
 /// Parameter indices of the matrices a set names.
 fn indices(model: &LstmLm<f32>, set: &MatrixSet) -> Vec<usize> {
-    let names = set.resolve(model.dims().layers).expect("validated");
+    let names = set
+        .resolve(model.dims().layers, model.dims().tied)
+        .expect("validated");
     model
         .params()
         .iter()

@@ -83,6 +83,7 @@ impl Footprint {
             embed: e.model.embed_size(),
             hidden: e.model.hidden,
             layers: e.model.layers,
+            tied: e.model.tied,
         };
         let parameters = dims
             .checked_parameter_count()
@@ -150,6 +151,7 @@ mod tests {
             embed: 8,
             hidden: 16,
             layers: 2,
+            tied: false,
         };
         assert_eq!(Footprint::of(&e).parameters, dims.parameter_count() as u64);
     }

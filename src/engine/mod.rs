@@ -51,6 +51,7 @@ pub fn dims_for(experiment: &Experiment, corpus: &Corpus) -> ModelDims {
         embed: experiment.model.embed_size(),
         hidden: experiment.model.hidden,
         layers: experiment.model.layers,
+        tied: experiment.model.tied,
     }
 }
 
@@ -121,6 +122,16 @@ pub fn check_pretrained(weights: &Weights, dims: ModelDims, corpus: &Corpus) -> 
     let m = &weights.manifest;
     let theirs = (m.vocab, m.embed, m.hidden, m.layers);
     let ours = (dims.vocab, dims.embed, dims.hidden, dims.layers);
+    if m.tied != dims.tied {
+        let (has, asks) = if m.tied {
+            ("tie the decoder to the embedding", "model.tied: false")
+        } else {
+            ("have a decoder of their own", "model.tied: true")
+        };
+        return Err(format!(
+            "the pretrained weights {has}; the experiment says {asks}"
+        ));
+    }
     if theirs != ours {
         return Err(format!(
             "the pretrained weights are {}x{} (embedding {}, vocabulary {}); the experiment asks for {}x{} (embedding {}, vocabulary {})",

@@ -88,6 +88,7 @@ fn weights_of(model: &LstmLm<f32>, corpus: &Corpus) -> Weights {
             embed: d.embed,
             hidden: d.hidden,
             layers: d.layers,
+            tied: d.tied,
             params: params
                 .iter()
                 .map(|p| (p.name.clone(), p.rows, p.cols))

@@ -127,6 +127,10 @@ pub struct ModelConfig {
     pub dropout: f64,
     /// Every parameter starts uniform in [-init_range, init_range].
     pub init_range: f64,
+    /// Tied embeddings (Press & Wolf 2017; `--tied` in PyTorch's
+    /// `word_language_model`): the decoder is the embedding matrix, so it
+    /// is trained, quantized and stored once. Needs embedding = hidden.
+    pub tied: bool,
 }
 
 impl Default for ModelConfig {
@@ -137,6 +141,7 @@ impl Default for ModelConfig {
             embed: None,
             dropout: 0.0,
             init_range: 0.1,
+            tied: false,
         }
     }
 }
@@ -257,24 +262,29 @@ pub enum MatrixSet {
 
 /// Names of the weight matrices of a model with `layers` LSTM layers, in
 /// the model's order.
-pub fn matrix_names(layers: usize) -> Vec<String> {
+/// Tied, the embedding is the decoder too and there is no `decoder` matrix.
+pub fn matrix_names(layers: usize, tied: bool) -> Vec<String> {
     let mut names = vec!["embedding".to_string()];
     for l in 0..layers {
         names.push(format!("lstm.{l}.w_ih"));
         names.push(format!("lstm.{l}.w_hh"));
     }
-    names.push("decoder".to_string());
+    if !tied {
+        names.push("decoder".to_string());
+    }
     names
 }
 
 impl MatrixSet {
     /// The matrix names this set selects, or the unknown name it mentions.
-    pub fn resolve(&self, layers: usize) -> Result<Vec<String>, String> {
-        let all = matrix_names(layers);
+    /// Tied, `Embedding` and `Decoder` both select the one shared matrix.
+    pub fn resolve(&self, layers: usize, tied: bool) -> Result<Vec<String>, String> {
+        let all = matrix_names(layers, tied);
         Ok(match self {
             MatrixSet::All => all,
             MatrixSet::Lstm => all.into_iter().filter(|n| n.starts_with("lstm.")).collect(),
             MatrixSet::Embedding => vec!["embedding".into()],
+            MatrixSet::Decoder if tied => vec!["embedding".into()],
             MatrixSet::Decoder => vec!["decoder".into()],
             MatrixSet::Named(names) => {
                 if names.is_empty() {

@@ -13,12 +13,12 @@ fn check_matrices(
     need: &mut impl FnMut(bool, &str, String, &str),
     field: &str,
     set: &MatrixSet,
-    layers: usize,
+    (layers, tied): (usize, bool),
 ) {
     if layers > MAX_LAYERS {
         return; // reported as model.layers
     }
-    if let Err(message) = set.resolve(layers) {
+    if let Err(message) = set.resolve(layers, tied) {
         need(
             false,
             field,
@@ -217,6 +217,16 @@ pub fn check(e: &Experiment) -> Vec<Problem> {
         );
     }
     need(
+        !m.tied || m.embed_size() == m.hidden,
+        "model.tied",
+        format!(
+            "the decoder is {} wide and the embedding {}: tied, they are one matrix",
+            m.hidden,
+            m.embed_size()
+        ),
+        "tied: true with embed: None (or equal to hidden), or tied: false",
+    );
+    need(
         (0.0..1.0).contains(&m.dropout),
         "model.dropout",
         format!("{} is not a dropout probability", m.dropout),
@@ -302,7 +312,12 @@ pub fn check(e: &Experiment) -> Vec<Problem> {
     }
 
     if let Some(p) = &e.pruning {
-        check_matrices(&mut need, "pruning.matrices", &p.matrices, m.layers);
+        check_matrices(
+            &mut need,
+            "pruning.matrices",
+            &p.matrices,
+            (m.layers, m.tied),
+        );
         need(
             (0.0..1.0).contains(&p.rate),
             "pruning.rate",
@@ -360,7 +375,7 @@ pub fn check(e: &Experiment) -> Vec<Problem> {
                 );
             }
             let names = (m.layers <= MAX_LAYERS)
-                .then(|| g.matrices.resolve(m.layers).ok())
+                .then(|| g.matrices.resolve(m.layers, m.tied).ok())
                 .flatten();
             if let Some(names) = names {
                 for n in names {
@@ -377,7 +392,7 @@ pub fn check(e: &Experiment) -> Vec<Problem> {
                 &mut need,
                 "quantization.groups.matrices",
                 &g.matrices,
-                m.layers,
+                (m.layers, m.tied),
             );
         }
         for b in &q.baselines {

@@ -19,6 +19,10 @@ pub struct ModelDims {
     pub embed: usize,
     pub hidden: usize,
     pub layers: usize,
+    /// Tied embeddings (Press & Wolf 2017): the decoder is the embedding
+    /// matrix, one parameter (`embed` = `hidden`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tied: bool,
 }
 
 impl ModelDims {
@@ -31,7 +35,8 @@ impl ModelDims {
     /// Parameters, or `None` when the sizes (from a file, say) overflow.
     pub fn checked_parameter_count(&self) -> Option<usize> {
         let (v, e, h) = (self.vocab, self.embed, self.hidden);
-        let mut n = v.checked_mul(e.checked_add(h)?.checked_add(1)?)?;
+        let decoder = if self.tied { 0 } else { h };
+        let mut n = v.checked_mul(e.checked_add(decoder)?.checked_add(1)?)?;
         for l in 0..self.layers {
             let input = if l == 0 { e } else { h };
             let gates = h.checked_mul(4)?;
@@ -63,7 +68,9 @@ impl ModelDims {
             out.push(m(format!("lstm.{l}.w_hh"), 4 * d.hidden, d.hidden));
             out.push(b(format!("lstm.{l}.bias"), 4 * d.hidden));
         }
-        out.push(m("decoder".into(), d.vocab, d.hidden));
+        if !d.tied {
+            out.push(m("decoder".into(), d.vocab, d.hidden));
+        }
         out.push(b("decoder.bias".into(), d.vocab));
         out
     }
@@ -140,7 +147,9 @@ where
             params.push(uniform(dims.hidden, g));
             params.push(uniform(1, g));
         }
-        params.push(uniform(dims.vocab, dims.hidden));
+        if !dims.tied {
+            params.push(uniform(dims.vocab, dims.hidden));
+        }
         params.push(uniform(1, dims.vocab));
         let masks = vec![None; params.len()];
         Self {
@@ -161,10 +170,16 @@ where
         }
     }
 
-    /// The decoder's weights (vocab × hidden) and bias.
+    /// The decoder's weights (vocab × hidden) and bias. Tied, the weights
+    /// are the embedding's: its backward pass adds into the same gradient
+    /// slot as the lookup's, so the step sees the sum of both.
     fn decoder(&self) -> (&Param<E>, &Param<E>) {
         let l = self.dims.layers;
-        (&self.params[3 * l + 1], &self.params[3 * l + 2])
+        if self.dims.tied {
+            (&self.params[0], &self.params[3 * l + 1])
+        } else {
+            (&self.params[3 * l + 1], &self.params[3 * l + 2])
+        }
     }
 
     pub fn dims(&self) -> ModelDims {

@@ -12,6 +12,10 @@ pub(super) struct Header {
     pub(super) embed: usize,
     pub(super) hidden: usize,
     pub(super) layers: usize,
+    /// The decoder is the embedding matrix, stored once; absent = false,
+    /// so untied files read as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) tied: bool,
     pub(super) words: Vec<String>,
     pub(super) params: Vec<Entry>,
 }
@@ -54,6 +58,7 @@ pub(super) fn check_header(h: &Header, body: u64) -> Result<(), String> {
         embed: h.embed,
         hidden: h.hidden,
         layers: h.layers,
+        tied: h.tied,
     };
     let weights = dims
         .checked_parameter_count()

@@ -118,7 +118,12 @@ impl<'a> Runner<'a> {
             ));
         }
         find("embedding")?;
-        let decoder = Kernel::new(find("decoder")?);
+        // tied, the embedding's bits are the decoder's too
+        let decoder = Kernel::new(find(if model.dims.tied {
+            "embedding"
+        } else {
+            "decoder"
+        })?);
         if decoder.rows() != model.dims.vocab {
             return Err("the decoder does not match the vocabulary".into());
         }

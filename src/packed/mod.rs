@@ -226,6 +226,7 @@ impl PackedModel {
                 embed: m.embed,
                 hidden: m.hidden,
                 layers: m.layers,
+                tied: m.tied,
             },
             vocab: w.vocab,
             params,
@@ -250,6 +251,7 @@ impl PackedModel {
             embed: self.dims.embed,
             hidden: self.dims.hidden,
             layers: self.dims.layers,
+            tied: self.dims.tied,
             words: self.vocab.clone(),
             params: entries,
         })
@@ -322,6 +324,7 @@ impl PackedModel {
         let meta = serde_json::json!({
             "vocab": self.dims.vocab, "embed": self.dims.embed,
             "hidden": self.dims.hidden, "layers": self.dims.layers,
+            "tied": self.dims.tied,
             "words": self.vocab,
         })
         .to_string();
@@ -393,6 +396,7 @@ impl PackedModel {
                 embed: h.embed,
                 hidden: h.hidden,
                 layers: h.layers,
+                tied: h.tied,
             },
             vocab: h.words,
             params,

@@ -13,6 +13,10 @@
 //! decoder.bias          vocab                decoder.bias
 //! ```
 //!
+//! Tied embeddings (`--tied`): `decoder.weight` is `encoder.weight`, one
+//! matrix here (`model.tied: true`); an import reads a state dict with both
+//! names equal or with either one alone, an export writes both.
+//!
 //! Both order the gates i, f, g, o and keep rows as output units, so the
 //! matrices go across unchanged. iq-tui keeps one bias per layer: an import
 //! adds PyTorch's two, an export writes it as `bias_ih` and zeros as
@@ -105,7 +109,28 @@ pub fn import(path: &Path) -> Result<Weights, WeightsError> {
         }
         Ok((t.shape().to_vec(), values))
     };
-    let (enc_shape, embedding) = take("encoder.weight", 2)?;
+    // Tied (`--tied`), the state dict holds the one matrix under both
+    // names; `safetensors.torch.save_model` keeps only one of them.
+    let encoder =
+        if tensors_has(&tensors, "encoder.weight") || !tensors_has(&tensors, "decoder.weight") {
+            Some(take("encoder.weight", 2)?)
+        } else {
+            None
+        };
+    let decoder = if tensors_has(&tensors, "decoder.weight") {
+        Some(take("decoder.weight", 2)?)
+    } else {
+        None
+    };
+    let tied = match (&encoder, &decoder) {
+        (Some(e), Some(d)) => e == d,
+        _ => true,
+    };
+    let (enc_shape, embedding) = match (encoder, &decoder) {
+        (Some(e), _) => e,
+        (None, Some(d)) => d.clone(),
+        (None, None) => unreachable!("encoder.weight was taken or refused"),
+    };
     let (vocab, embed) = (enc_shape[0], enc_shape[1]);
     let mut layers = Vec::new();
     while layers.len() < 64 && tensors_has(&tensors, &format!("rnn.weight_ih_l{}", layers.len())) {
@@ -124,21 +149,20 @@ pub fn import(path: &Path) -> Result<Weights, WeightsError> {
         ));
     }
     let hidden = layers[0].2[1];
-    let (dec_shape, decoder) = take("decoder.weight", 2).map_err(|e| match e {
-        WeightsError::Bad { path, message } if message.starts_with("no tensor") => {
-            WeightsError::Bad {
-                path,
-                message: format!(
-                    "{message} (a model with tied embeddings saved without it is not read yet)"
-                ),
-            }
-        }
-        e => e,
-    })?;
     let (decb_shape, decoder_bias) = take("decoder.bias", 1)?;
     if let Some(extra) = left.keys().next() {
         return Err(bad(format!(
-            "tensor {extra} is not part of word_language_model's LSTM (tied or other models are not read)"
+            "tensor {extra} is not part of word_language_model's LSTM (other models are not read)"
+        )));
+    }
+    if tied && embed != hidden {
+        return Err(bad(format!(
+            "{}: a tied model's embedding ({embed} wide) must be as wide as its hidden state ({hidden})",
+            if decoder.is_none() {
+                "no tensor decoder.weight"
+            } else {
+                "decoder.weight equals encoder.weight"
+            }
         )));
     }
     let want = |name: &str, got: &[usize], expected: &[usize]| {
@@ -180,13 +204,16 @@ pub fn import(path: &Path) -> Result<Weights, WeightsError> {
             values: b_ih.iter().zip(b_hh).map(|(a, b)| a + b).collect(),
         });
     }
-    want("decoder.weight", &dec_shape, &[vocab, hidden])?;
     want("decoder.bias", &decb_shape, &[vocab])?;
-    params.push(Matrix {
-        rows: vocab,
-        cols: hidden,
-        values: decoder,
-    });
+    if !tied {
+        let (dec_shape, decoder) = decoder.expect("untied: both matrices are there");
+        want("decoder.weight", &dec_shape, &[vocab, hidden])?;
+        params.push(Matrix {
+            rows: vocab,
+            cols: hidden,
+            values: decoder,
+        });
+    }
     params.push(Matrix {
         rows: 1,
         cols: vocab,
@@ -209,12 +236,14 @@ pub fn import(path: &Path) -> Result<Weights, WeightsError> {
         embed,
         hidden,
         layers: layers.len(),
+        tied,
     };
     let manifest = Manifest {
         vocab,
         embed,
         hidden,
         layers: layers.len(),
+        tied,
         params: dims
             .params()
             .into_iter()
@@ -271,7 +300,13 @@ pub fn export(weights: &Weights, path: &Path) -> Result<(), WeightsError> {
             vec![0.0; bias.cols],
         ));
     }
-    let (decoder, bias) = (param(1 + 3 * m.layers), param(2 + 3 * m.layers));
+    // tied, the decoder is the embedding, written under both names as
+    // PyTorch's state dict has it
+    let (decoder, bias) = if m.tied {
+        (param(0), param(1 + 3 * m.layers))
+    } else {
+        (param(1 + 3 * m.layers), param(2 + 3 * m.layers))
+    };
     named.push((
         "decoder.weight".into(),
         vec![decoder.rows, decoder.cols],
@@ -315,6 +350,7 @@ mod tests {
             embed: 3,
             hidden: 2,
             layers,
+            tied: false,
         };
         let infos = dims.params();
         let params = infos
@@ -334,6 +370,7 @@ mod tests {
                 embed: 3,
                 hidden: 2,
                 layers,
+                tied: false,
                 params: infos
                     .into_iter()
                     .map(|p| (p.name, p.rows, p.cols))

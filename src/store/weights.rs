@@ -34,6 +34,9 @@ pub struct Manifest {
     pub embed: usize,
     pub hidden: usize,
     pub layers: usize,
+    /// The decoder is the embedding matrix (no `decoder` parameter).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tied: bool,
     /// (name, rows, cols) in the model's order.
     pub params: Vec<(String, usize, usize)>,
 }

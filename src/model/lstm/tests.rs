@@ -10,12 +10,40 @@ use rand::SeedableRng;
 /// and a padded target.
 #[test]
 fn gradients_match_finite_differences_for_every_parameter() {
-    let dims = ModelDims {
+    check_gradients(ModelDims {
         vocab: 11,
         embed: 5,
         hidden: 4,
         layers: 2,
+        tied: false,
+    });
+}
+
+/// Tied, the embedding's gradient is the lookup's plus the decoder's: the
+/// finite differences see both uses of the one matrix.
+#[test]
+fn tied_gradients_match_finite_differences() {
+    let dims = ModelDims {
+        vocab: 11,
+        embed: 4,
+        hidden: 4,
+        layers: 2,
+        tied: true,
     };
+    assert_eq!(dims.params().len(), 1 + 3 * 2 + 1);
+    assert_eq!(
+        dims.parameter_count(),
+        ModelDims {
+            tied: false,
+            ..dims
+        }
+        .parameter_count()
+            - 11 * 4
+    );
+    check_gradients(dims);
+}
+
+fn check_gradients(dims: ModelDims) {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut model = LstmLm::<f64>::new(dims, 0.5, &mut rng);
     let (batch, steps) = (3, 4);
@@ -30,7 +58,11 @@ fn gradients_match_finite_differences_for_every_parameter() {
     };
     let rand_state = |rng: &mut ChaCha8Rng| -> Vec<Vec<f64>> {
         (0..2)
-            .map(|_| (0..batch * 4).map(|_| rng.gen_range(-0.5..0.5)).collect())
+            .map(|_| {
+                (0..batch * dims.hidden)
+                    .map(|_| rng.gen_range(-0.5..0.5))
+                    .collect()
+            })
             .collect()
     };
     let (h0, c0) = (rand_state(&mut rng), rand_state(&mut rng));
@@ -83,6 +115,7 @@ fn masked_weights_stay_exactly_zero_after_every_step() {
         embed: 4,
         hidden: 3,
         layers: 2,
+        tied: false,
     };
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let mut model = LstmLm::<f32>::new(dims, 0.3, &mut rng);
@@ -131,6 +164,7 @@ fn named_weights_round_trip_in_row_per_unit_layout() {
         embed: 3,
         hidden: 2,
         layers: 1,
+        tied: false,
     };
     let mut model = LstmLm::<f32>::new(dims, 0.1, &mut ChaCha8Rng::seed_from_u64(1));
     for (index, info) in model.params().iter().enumerate() {
