@@ -345,12 +345,16 @@ mod tests {
 
     /// A small model's weights with distinct values everywhere.
     fn weights(layers: usize) -> Weights {
+        sized(layers, 3, false)
+    }
+
+    fn sized(layers: usize, embed: usize, tied: bool) -> Weights {
         let dims = crate::model::ModelDims {
             vocab: 7,
-            embed: 3,
+            embed,
             hidden: 2,
             layers,
-            tied: false,
+            tied,
         };
         let infos = dims.params();
         let params = infos
@@ -367,10 +371,10 @@ mod tests {
         Weights {
             manifest: Manifest {
                 vocab: 7,
-                embed: 3,
+                embed,
                 hidden: 2,
                 layers,
-                tied: false,
+                tied,
                 params: infos
                     .into_iter()
                     .map(|p| (p.name, p.rows, p.cols))
@@ -436,6 +440,33 @@ mod tests {
             std::fs::remove_file(vocab_path(&path)).unwrap();
             assert_eq!(back, w);
         }
+    }
+
+    #[test]
+    fn a_tied_model_goes_out_under_both_names_and_comes_back_tied() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = sized(2, 2, true);
+        assert_eq!(w.params.len(), 1 + 3 * 2 + 1);
+        let path = dir.path().join("tied.safetensors");
+        export(&w, &path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let (enc, dec) = (
+            st.tensor("encoder.weight").unwrap(),
+            st.tensor("decoder.weight").unwrap(),
+        );
+        assert_eq!(enc.data(), dec.data());
+        assert_eq!(dec.shape(), [7, 2]);
+        // the decoder's bias is the last parameter, not the embedding's neighbour
+        assert_eq!(
+            st.tensor("decoder.bias").unwrap().data(),
+            w.params[7]
+                .values
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect::<Vec<u8>>()
+        );
+        assert_eq!(import(&path).unwrap(), w);
     }
 
     #[test]
