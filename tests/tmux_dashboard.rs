@@ -227,6 +227,11 @@ fn a_watcher_says_when_the_run_s_process_is_killed() {
     run.wait().unwrap();
     let screen = s.wait_for("its process is gone", 30);
     assert!(screen.contains("iq-tui resume"), "{screen}");
+    let header = screen.lines().next().unwrap_or_default();
+    assert!(
+        header.contains("STOPPED") && !header.contains("RUNNING"),
+        "the badge says the run no longer goes: {header}"
+    );
     assert!(!screen.contains("p pause"), "nothing to pause: {screen}");
     s.keys("q");
     s.wait_exit_on_normal_screen();

@@ -76,14 +76,16 @@ pub fn draw(frame: &mut Frame, state: &State) {
     }
 }
 
+fn stopped_span() -> Span<'static> {
+    Span::styled(" STOPPED ", Style::new().white().on_magenta().bold())
+}
+
 fn status_span(status: &RunStatus) -> Span<'static> {
     match status {
         RunStatus::Starting => Span::styled(" STARTING ", Style::new().black().on_gray()),
         RunStatus::Running => Span::styled(" RUNNING ", Style::new().black().on_green()),
         RunStatus::Paused => Span::styled(" PAUSED ", Style::new().black().on_yellow().bold()),
-        RunStatus::Stopped(_) => {
-            Span::styled(" STOPPED ", Style::new().white().on_magenta().bold())
-        }
+        RunStatus::Stopped(_) => stopped_span(),
         RunStatus::Finished => Span::styled(" FINISHED ", Style::new().black().on_cyan().bold()),
         RunStatus::Failed(_) => Span::styled(" FAILED ", Style::new().white().on_red().bold()),
     }
@@ -106,8 +108,15 @@ fn orphaned(state: &State) -> bool {
 
 fn draw_header(frame: &mut Frame, area: Rect, state: &State) {
     let r = &state.run;
+    // the records end mid-run, but nothing writes them any more: the run
+    // is stopped, as the explorer and `iq-tui status` say too
+    let badge = if orphaned(state) {
+        stopped_span()
+    } else {
+        status_span(&r.status())
+    };
     let mut spans = vec![
-        status_span(&r.status()),
+        badge,
         Span::raw(" "),
         Span::styled(
             if r.name.is_empty() {
