@@ -96,10 +96,15 @@ fn the_archive_downloads_unpacks_and_reads_as_pytorch_reads_it() {
     let cache = tmp.path().join("wikitext-2");
     let dir = lookup(&cache, url.clone(), sum.clone()).resolve().unwrap();
     assert_eq!(dir, cache);
-    // the three files, no archive and no temporary file left
+    // the three files and their sums, no archive and no temporary file left
     assert_eq!(
         names_in(&dir),
-        ["wiki.test.tokens", "wiki.train.tokens", "wiki.valid.tokens"]
+        [
+            "SHA256SUMS",
+            "wiki.test.tokens",
+            "wiki.train.tokens",
+            "wiki.valid.tokens"
+        ]
     );
     assert_eq!(
         std::fs::read_to_string(dir.join("wiki.train.tokens")).unwrap(),
@@ -107,8 +112,22 @@ fn the_archive_downloads_unpacks_and_reads_as_pytorch_reads_it() {
     );
     // found in the cache the second time: no request
     let before = hits.load(Ordering::SeqCst);
-    lookup(&cache, url, sum).resolve().unwrap();
+    lookup(&cache, url.clone(), sum.clone()).resolve().unwrap();
     assert_eq!(hits.load(Ordering::SeqCst), before);
+
+    // a cached file changed afterwards: offline, an error naming it; online,
+    // downloaded and unpacked again
+    let valid = dir.join("wiki.valid.tokens");
+    std::fs::write(&valid, "tampered\n").unwrap();
+    let mut offline = lookup(&cache, url.clone(), sum.clone());
+    offline.offline = true;
+    match offline.resolve().unwrap_err() {
+        DataError::Checksum { file, .. } => assert!(file.ends_with("wiki.valid.tokens"), "{file}"),
+        other => panic!("expected a checksum error, got {other}"),
+    }
+    lookup(&cache, url, sum).resolve().unwrap();
+    assert_eq!(hits.load(Ordering::SeqCst), before + 1);
+    assert_eq!(std::fs::read_to_string(&valid).unwrap(), VALID);
 
     let corpus = wikitext::read(&dir).unwrap();
     // PyTorch's data.py: `line.split() + ['<eos>']` for every line, blank ones too

@@ -5,9 +5,11 @@
 //! `IQ_TUI_WIKITEXT2_DIR`; `<cache>/wikitext-2`, downloading into it when a
 //! file is missing unless `IQ_TUI_OFFLINE=1`. The archive is committed under
 //! its name only once its hash matches, each member is unpacked (its CRC-32
-//! checked by the reader) and committed atomically, and the archive is
-//! removed last, so a crash at any point leaves either a complete directory
-//! or one the next run completes from what is there.
+//! checked by the reader) and committed atomically, their SHA-256 go into
+//! `SHA256SUMS` after them, and the archive is removed last, so a crash at
+//! any point leaves either a complete directory or one the next run
+//! completes from what is there. A cached file that no longer matches its
+//! sum is unpacked again (offline: an error naming it).
 //!
 //! The text is read as any `Text` corpus with the defaults: `<eos>` at every
 //! line end (blank lines included, as PyTorch's `word_language_model` reads
@@ -48,6 +50,40 @@ pub fn cache_dir() -> Option<PathBuf> {
 
 fn has_files(dir: &Path) -> bool {
     FILES.iter().all(|name| dir.join(name).is_file())
+}
+
+/// The unpacked files' SHA-256, written into the cache after them (in
+/// `sha256sum`'s format), so a later run can tell a damaged cache.
+const SUMS: &str = "SHA256SUMS";
+
+/// Whether the cache's three files are the ones unpacked there: `Ok` when
+/// they match the sums, the first mismatch otherwise, `Ok(false)` when a
+/// file or the sums are missing (an unpacking that did not finish).
+fn check_cache(dir: &Path) -> Result<bool, DataError> {
+    let Ok(sums) = fs::read_to_string(dir.join(SUMS)) else {
+        return Ok(false);
+    };
+    if !has_files(dir) {
+        return Ok(false);
+    }
+    for name in FILES {
+        let Some(expected) = sums
+            .lines()
+            .find_map(|l| l.strip_suffix(name)?.strip_suffix("  "))
+        else {
+            return Ok(false);
+        };
+        let path = dir.join(name);
+        let actual = sha256_file(&path)?;
+        if actual != expected {
+            return Err(DataError::Checksum {
+                file: path.display().to_string(),
+                expected: expected.to_string(),
+                actual,
+            });
+        }
+    }
+    Ok(true)
 }
 
 /// Where to look for WikiText-2; [`Lookup::from_env`] reads the environment.
@@ -92,11 +128,20 @@ impl Lookup {
                 "The experiment's data.dir must hold wiki.train.tokens, wiki.valid.tokens and wiki.test.tokens.",
             ));
         }
-        for dir in [&self.env_dir, &self.cache].into_iter().flatten() {
+        if let Some(dir) = &self.env_dir {
             if has_files(dir) {
                 return Ok(dir.clone());
             }
             looked.push(dir.clone());
+        }
+        if let Some(cache) = &self.cache {
+            match check_cache(cache) {
+                Ok(true) => return Ok(cache.clone()),
+                Ok(false) => looked.push(cache.clone()),
+                // a damaged cache is unpacked again where that is allowed
+                Err(e) if self.offline => return Err(e),
+                Err(e) => tracing::warn!("{e}; unpacking WikiText-2 again"),
+            }
         }
         match &self.cache {
             Some(cache) if !self.offline => {
@@ -127,10 +172,11 @@ fn not_found(looked: Vec<PathBuf>, hint: &str) -> DataError {
 }
 
 /// Downloads the archive at `url` (SHA-256 `sha256`) into `dir` and unpacks
-/// the three files there. Files already in place are kept, as is an
-/// archive already downloaded with the right hash.
+/// the three files there. Files already there and matching the sums written
+/// with them are kept, as is an archive already downloaded with the right
+/// hash.
 pub fn fetch(url: &str, sha256: &str, dir: &Path) -> Result<(), DataError> {
-    if has_files(dir) {
+    if matches!(check_cache(dir), Ok(true)) {
         return Ok(());
     }
     fs::create_dir_all(dir).map_err(|source| DataError::Io {
@@ -142,7 +188,16 @@ pub fn fetch(url: &str, sha256: &str, dir: &Path) -> Result<(), DataError> {
         download::fetch_verified(url, &archive, sha256)?;
     }
     unpack(&archive, dir)?;
-    // The three files are committed; the archive is no longer needed, and
+    let mut sums = String::new();
+    for name in FILES {
+        sums.push_str(&format!("{}  {name}\n", sha256_file(&dir.join(name))?));
+    }
+    let sums_path = dir.join(SUMS);
+    crate::atomic::write(&sums_path, sums.as_bytes()).map_err(|source| DataError::Io {
+        path: sums_path,
+        source,
+    })?;
+    // The three files and their sums are committed; the archive is no longer needed, and
     // a failure to remove it costs only disk space.
     let _ = fs::remove_file(&archive);
     Ok(())
