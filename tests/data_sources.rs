@@ -2,21 +2,14 @@
 //! failures, atomic writes, and the offline error.
 
 mod common;
+use common::{names_in, sha256};
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use iq_tui::data::ptb::{self, Lookup};
 use iq_tui::data::{DataError, EOS};
-use sha2::{Digest, Sha256};
-
-fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// Serves files from memory on 127.0.0.1; returns the base URL and a request counter.
 fn serve(files: Vec<(String, Vec<u8>)>) -> (String, Arc<AtomicUsize>) {
@@ -36,17 +29,6 @@ fn serve(files: Vec<(String, Vec<u8>)>) -> (String, Arc<AtomicUsize>) {
         }
     });
     (base, hits)
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! back from either form PyTorch writes.
 
 mod common;
-use common::{assert_ok, iq_tui, read_json, run_smoke, text};
+use common::{assert_ok, export_torch, iq_tui, read_json, run_smoke, text};
 
 use std::path::Path;
 
@@ -171,14 +171,7 @@ fn a_tied_state_dict_goes_out_with_both_names_and_comes_back_from_either() {
     let out = tmp.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let file = out.join("model.safetensors");
-    let o = iq_tui(&[
-        "export-model",
-        run.to_str().unwrap(),
-        "--format",
-        "torch",
-        "--out",
-        file.to_str().unwrap(),
-    ]);
+    let o = export_torch(&run, &file);
     assert_ok(&o);
     assert!(
         text(&o.stdout).contains("RNNModel('LSTM', 40, 32, 32, 2, tie_weights=True)"),
@@ -232,14 +225,7 @@ fn a_tied_state_dict_goes_out_with_both_names_and_comes_back_from_either() {
     run_smoke(&plain, &[]);
     let plain_file = tmp.path().join("plain-export").join("model.safetensors");
     std::fs::create_dir(plain_file.parent().unwrap()).unwrap();
-    let o = iq_tui(&[
-        "export-model",
-        plain.to_str().unwrap(),
-        "--format",
-        "torch",
-        "--out",
-        plain_file.to_str().unwrap(),
-    ]);
+    let o = export_torch(&plain, &plain_file);
     assert_ok(&o);
     let o = evaluate_only(&plain_file, &tmp.path().join("tied-plain"), true);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));

@@ -4,7 +4,7 @@
 //! scripts/torch-roundtrip.sh, outside the test suite.)
 
 mod common;
-use common::{assert_ok, iq_tui, read_json, run_smoke, text};
+use common::{assert_ok, export_torch, iq_tui, read_json, run_smoke, text};
 
 /// `smoke.ron` from `pretrained`, training nothing and quantizing nothing.
 fn evaluate_only(
@@ -39,14 +39,7 @@ fn an_exported_model_imports_to_the_same_perplexity() {
     run_smoke(&run, &[]);
     let file = tmp.path().join("export").join("model.safetensors");
     std::fs::create_dir(file.parent().unwrap()).unwrap();
-    let o = iq_tui(&[
-        "export-model",
-        run.to_str().unwrap(),
-        "--format",
-        "torch",
-        "--out",
-        file.to_str().unwrap(),
-    ]);
+    let o = export_torch(&run, &file);
     assert_ok(&o);
     assert!(
         text(&o.stdout).contains("RNNModel('LSTM', 40, 32, 32, 2)"),
@@ -91,14 +84,7 @@ fn misfit_models_and_vocabularies_are_bad_input() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("must end in .safetensors"));
-    assert_ok(&iq_tui(&[
-        "export-model",
-        run.to_str().unwrap(),
-        "--format",
-        "torch",
-        "--out",
-        file.to_str().unwrap(),
-    ]));
+    assert_ok(&export_torch(&run, &file));
 
     // a model of another size than the experiment's
     let o = evaluate_only(&file, &tmp.path().join("a"), &["--set", "model.hidden=16"]);

@@ -3,7 +3,7 @@
 //! the offline error, and `data: WikiText2(..)` through the binary.
 
 mod common;
-use common::{assert_ok, iq_tui, read_json, text};
+use common::{assert_ok, iq_tui, names_in, read_json, sha256, text};
 
 use std::io::Write;
 use std::path::Path;
@@ -12,14 +12,6 @@ use std::sync::Arc;
 
 use iq_tui::data::wikitext::{self, Lookup};
 use iq_tui::data::{DataError, EOS};
-use sha2::{Digest, Sha256};
-
-fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// Serves one body at every address; returns the base URL and a request counter.
 fn serve(body: Vec<u8>) -> (String, Arc<AtomicUsize>) {
@@ -74,17 +66,6 @@ fn lookup(cache: &Path, url: String, sha256: String) -> Lookup {
         url,
         sha256,
     }
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 #[test]

@@ -69,6 +69,39 @@ pub fn ptb_dir() -> Option<PathBuf> {
     }
 }
 
+/// The names in `dir`, sorted (none when it does not exist).
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// SHA-256 of `bytes`, in lowercase hex.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `iq-tui export-model RUN --format torch --out FILE`.
+pub fn export_torch(run: &Path, file: &Path) -> Output {
+    iq_tui(&[
+        "export-model",
+        run.to_str().unwrap(),
+        "--format",
+        "torch",
+        "--out",
+        file.to_str().unwrap(),
+    ])
+}
+
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("read json")).expect("parse json")
 }
