@@ -115,25 +115,9 @@ fn tied_without_equal_widths_is_refused() {
     assert!(err.contains("model.tied") && err.contains("16"), "{err}");
 }
 
-/// `smoke.ron` from `pretrained`, training and quantizing nothing.
 fn evaluate_only(pretrained: &Path, out: &Path, tied: bool) -> std::process::Output {
-    iq_tui(&[
-        "run",
-        "experiments/smoke.ron",
-        "--headless",
-        "--set",
-        &format!("pretrained=Some({:?})", pretrained.to_str().unwrap()),
-        "--set",
-        &format!("model.tied={tied}"),
-        "--set",
-        "training.epochs=0",
-        "--set",
-        "pruning=None",
-        "--set",
-        "quantization=None",
-        "--out",
-        out.to_str().unwrap(),
-    ])
+    let tied = format!("model.tied={tied}");
+    common::evaluate_only(pretrained, out, &["--set", &tied])
 }
 
 /// Rewrites a state dict with only the tensors `keep` accepts.

@@ -4,33 +4,7 @@
 //! scripts/torch-roundtrip.sh, outside the test suite.)
 
 mod common;
-use common::{assert_ok, export_torch, iq_tui, read_json, run_smoke, text};
-
-/// `smoke.ron` from `pretrained`, training nothing and quantizing nothing.
-fn evaluate_only(
-    pretrained: &std::path::Path,
-    out: &std::path::Path,
-    extra: &[&str],
-) -> std::process::Output {
-    let pretrained = format!("pretrained=Some({:?})", pretrained.to_str().unwrap());
-    let mut args = vec![
-        "run",
-        "experiments/smoke.ron",
-        "--headless",
-        "--set",
-        &pretrained,
-        "--set",
-        "training.epochs=0",
-        "--set",
-        "pruning=None",
-        "--set",
-        "quantization=None",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend(extra);
-    iq_tui(&args)
-}
+use common::{assert_ok, evaluate_only, export_torch, iq_tui, read_json, run_smoke, text};
 
 #[test]
 fn an_exported_model_imports_to_the_same_perplexity() {

@@ -102,6 +102,28 @@ pub fn export_torch(run: &Path, file: &Path) -> Output {
     ])
 }
 
+/// `smoke.ron` from `pretrained`, training nothing and quantizing nothing.
+pub fn evaluate_only(pretrained: &Path, out: &Path, extra: &[&str]) -> Output {
+    let pretrained = format!("pretrained=Some({:?})", pretrained.to_str().unwrap());
+    let mut args = vec![
+        "run",
+        "experiments/smoke.ron",
+        "--headless",
+        "--set",
+        &pretrained,
+        "--set",
+        "training.epochs=0",
+        "--set",
+        "pruning=None",
+        "--set",
+        "quantization=None",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    iq_tui(&args)
+}
+
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("read json")).expect("parse json")
 }
