@@ -109,27 +109,21 @@ pub fn import(path: &Path) -> Result<Weights, WeightsError> {
         }
         Ok((t.shape().to_vec(), values))
     };
-    // Tied (`--tied`), the state dict holds the one matrix under both
-    // names; `safetensors.torch.save_model` keeps only one of them.
-    let encoder =
-        if tensors_has(&tensors, "encoder.weight") || !tensors_has(&tensors, "decoder.weight") {
-            Some(take("encoder.weight", 2)?)
+    let mut optional = |name: &str| {
+        if tensors_has(&tensors, name) {
+            take(name, 2).map(Some)
         } else {
-            None
-        };
-    let decoder = if tensors_has(&tensors, "decoder.weight") {
-        Some(take("decoder.weight", 2)?)
-    } else {
-        None
+            Ok(None)
+        }
     };
-    let tied = match (&encoder, &decoder) {
-        (Some(e), Some(d)) => e == d,
-        _ => true,
-    };
-    let (enc_shape, embedding) = match (encoder, &decoder) {
-        (Some(e), _) => e,
-        (None, Some(d)) => d.clone(),
-        (None, None) => unreachable!("encoder.weight was taken or refused"),
+    let (encoder, decoder) = (optional("encoder.weight")?, optional("decoder.weight")?);
+    // Tied (`--tied`), the state dict holds the one matrix under both names,
+    // or under one as `safetensors.torch.save_model` keeps it.
+    let (tied, (enc_shape, embedding), decoder) = match (encoder, decoder) {
+        (Some(e), Some(d)) if e == d => (true, e, None),
+        (Some(e), Some(d)) => (false, e, Some(d)),
+        (Some(e), None) | (None, Some(e)) => (true, e, None),
+        (None, None) => return Err(bad("no tensor encoder.weight".into())),
     };
     let (vocab, embed) = (enc_shape[0], enc_shape[1]);
     let mut layers = Vec::new();
@@ -155,14 +149,10 @@ pub fn import(path: &Path) -> Result<Weights, WeightsError> {
             "tensor {extra} is not part of word_language_model's LSTM (other models are not read)"
         )));
     }
+    // only encoder.weight alone can be of another width than the decoder
     if tied && embed != hidden {
         return Err(bad(format!(
-            "{}: a tied model's embedding ({embed} wide) must be as wide as its hidden state ({hidden})",
-            if decoder.is_none() {
-                "no tensor decoder.weight"
-            } else {
-                "decoder.weight equals encoder.weight"
-            }
+            "no tensor decoder.weight: read as a tied model, whose embedding ({embed} wide) must be as wide as its hidden state ({hidden})"
         )));
     }
     let want = |name: &str, got: &[usize], expected: &[usize]| {
@@ -205,8 +195,7 @@ pub fn import(path: &Path) -> Result<Weights, WeightsError> {
         });
     }
     want("decoder.bias", &decb_shape, &[vocab])?;
-    if !tied {
-        let (dec_shape, decoder) = decoder.expect("untied: both matrices are there");
+    if let Some((dec_shape, decoder)) = decoder {
         want("decoder.weight", &dec_shape, &[vocab, hidden])?;
         params.push(Matrix {
             rows: vocab,
@@ -517,6 +506,7 @@ mod tests {
         let mut t = full();
         t.remove(5);
         assert!(error(&t, &vocab).contains("no tensor decoder.weight"));
+
         let mut t = full();
         t.push(("rnn.weight_ih_l0_reverse", vec![4, 2], vec![0.0; 8]));
         assert!(error(&t, &vocab).contains("rnn.weight_ih_l0_reverse is not part"));
