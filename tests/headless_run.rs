@@ -1,7 +1,7 @@
 //! End to end: a headless run on the tiny synthetic experiment.
 
 mod common;
-use common::{iq_tui, read_json, text};
+use common::{assert_ok, iq_tui, read_json, text};
 
 fn run_smoke(out: &std::path::Path) -> serde_json::Value {
     let o = iq_tui(&[
@@ -11,13 +11,7 @@ fn run_smoke(out: &std::path::Path) -> serde_json::Value {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}\n{}",
-        text(&o.stdout),
-        text(&o.stderr)
-    );
+    assert_ok(&o);
     let stdout = text(&o.stdout);
     // not a terminal: plain progress lines with step, throughput and ETA
     assert!(

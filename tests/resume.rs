@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{iq_tui, read_json, text};
+use common::{assert_ok, iq_tui, read_json, text};
 use serde_json::Value;
 
 fn start(out: &Path) -> Child {
@@ -141,13 +141,7 @@ fn reference() -> &'static Reference {
 
 fn assert_resumes_exactly(dir: &Path) {
     let o = resume(dir, &[]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}\n{}",
-        text(&o.stdout),
-        text(&o.stderr)
-    );
+    assert_ok(&o);
     let r = reference();
     assert_eq!(numbers(read_json(&dir.join("summary.json"))), r.summary);
     // Every line parses: nothing torn; one start, one end, one continuation.
