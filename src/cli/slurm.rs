@@ -172,11 +172,12 @@ fn submit_units(
 /// download nothing; `None` when no unit reads PTB.
 fn ptb_needed(p: &Prepared) -> Result<Option<PathBuf>, CliError> {
     let units = p.plan.pretrains.iter().chain(&p.plan.cells);
-    first_ptb(units.map(|u| (u.name.clone(), u.experiment.data.clone())))
+    corpora_here(units.map(|u| (u.name.clone(), u.experiment.data.clone())))
 }
 
-/// The PTB directory of the first unit that reads PTB, found here.
-fn first_ptb(
+/// The PTB directory of the first unit that reads PTB, found here, after
+/// checking that every corpus the units read is on this machine.
+fn corpora_here(
     units: impl Iterator<Item = (String, DataSource)>,
 ) -> Result<Option<PathBuf>, CliError> {
     let mut ptb = None;
@@ -408,7 +409,7 @@ fn apply(o: &mut Options, given: &SlurmArgs, root: &Path, state: &SweepState) ->
 
 /// The PTB directory for freshly written scripts: checked as on submission.
 fn ptb_of_scripts(root: &Path, state: &SweepState) -> Result<Option<PathBuf>, CliError> {
-    first_ptb(state.units().filter_map(|u| {
+    corpora_here(state.units().filter_map(|u| {
         let e = crate::experiment::load(&root.join(&u.experiment), &[]).ok()?;
         Some((u.name.clone(), e.data))
     }))

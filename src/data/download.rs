@@ -40,6 +40,11 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// SHA-256 of bytes in memory, as [`sha256_file`] writes it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 /// Downloads `url` into `target` when its SHA-256 is `expected`; on any
 /// error nothing is left under `target`'s name or beside it.
 pub fn fetch_verified(url: &str, target: &Path, expected: &str) -> Result<(), DataError> {

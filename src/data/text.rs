@@ -104,6 +104,11 @@ fn read_text(path: &Path) -> Result<String, DataError> {
 
 /// Loads the corpus `spec` describes.
 pub fn load(spec: &TextSpec) -> Result<Corpus, DataError> {
+    load_as(spec, "text corpus")
+}
+
+/// [`load`], with `what` naming the corpus in its origin line.
+pub(super) fn load_as(spec: &TextSpec, what: &str) -> Result<Corpus, DataError> {
     let paths = paths(spec)?;
     let texts = [
         read_text(&paths[0])?,
@@ -130,7 +135,7 @@ pub fn load(spec: &TextSpec) -> Result<Corpus, DataError> {
     }
     let rate = |k: usize| 100.0 * encoded[k].1 as f64 / encoded[k].0.len().max(1) as f64;
     let origin = format!(
-        "text corpus {} (train {} tokens, {:.2} % unknown; valid {}, {:.2} %; test {}, {:.2} %; vocabulary {})",
+        "{what} {} (train {} tokens, {:.2} % unknown; valid {}, {:.2} %; test {}, {:.2} %; vocabulary {})",
         spec.dir.display(),
         encoded[0].0.len(),
         rate(0),

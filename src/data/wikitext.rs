@@ -19,7 +19,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::download::{self, sha256_file};
+use super::download::{self, sha256_file, sha256_hex};
 use super::text::{self, TextSpec};
 use super::{Corpus, DataError};
 
@@ -28,8 +28,9 @@ pub const DEFAULT_URL: &str = "https://wikitext.smerity.com/wikitext-2-v1.zip";
 
 /// SHA-256 of `wikitext-2-v1.zip` as published with the archive's original
 /// S3 address by the dataset registries that pin it (Julia's DataDeps
-/// registration for WikiText-2, among others); the author's site serves
-/// the same archive.
+/// registration for WikiText-2, among others). The author's site is where
+/// the archive is offered since that address closed; a file there (or at a
+/// mirror) with another hash is refused.
 pub const ARCHIVE_SHA256: &str = "92675f1d63015c1c8b51f1656a52d5bdbc33aafa60cc47a218a66e7ee817488c";
 
 /// The archive's name in the cache while it is being unpacked.
@@ -188,22 +189,14 @@ pub fn fetch(url: &str, sha256: &str, dir: &Path) -> Result<(), DataError> {
         download::fetch_verified(url, &archive, sha256)?;
     }
     unpack(&archive, dir)?;
-    let mut sums = String::new();
-    for name in FILES {
-        sums.push_str(&format!("{}  {name}\n", sha256_file(&dir.join(name))?));
-    }
-    let sums_path = dir.join(SUMS);
-    crate::atomic::write(&sums_path, sums.as_bytes()).map_err(|source| DataError::Io {
-        path: sums_path,
-        source,
-    })?;
     // The three files and their sums are committed; the archive is no longer needed, and
     // a failure to remove it costs only disk space.
     let _ = fs::remove_file(&archive);
     Ok(())
 }
 
-/// Writes the archive's three members into `dir`, each atomically.
+/// Writes the archive's three members into `dir`, each atomically, then
+/// their SHA-256 (hashed from the bytes written) as `SHA256SUMS`.
 pub fn unpack(archive: &Path, dir: &Path) -> Result<(), DataError> {
     let bad = |message: String| DataError::Archive {
         archive: archive.to_path_buf(),
@@ -226,6 +219,13 @@ pub fn unpack(archive: &Path, dir: &Path) -> Result<(), DataError> {
             missing.join(", ")
         )));
     }
+    let write = |target: &Path, bytes: &[u8]| {
+        crate::atomic::write(target, bytes).map_err(|source| DataError::Io {
+            path: target.to_path_buf(),
+            source,
+        })
+    };
+    let mut sums = String::new();
     for name in FILES {
         let wanted = format!("wikitext-2/{name}");
         let mut member = zip
@@ -247,13 +247,10 @@ pub fn unpack(archive: &Path, dir: &Path) -> Result<(), DataError> {
         if bytes.len() as u64 > MAX_MEMBER_BYTES {
             return Err(bad(format!("{wanted} unpacks to more than it says")));
         }
-        let target = dir.join(name);
-        crate::atomic::write(&target, &bytes).map_err(|source| DataError::Io {
-            path: target,
-            source,
-        })?;
+        sums.push_str(&format!("{}  {name}\n", sha256_hex(&bytes)));
+        write(&dir.join(name), &bytes)?;
     }
-    Ok(())
+    write(&dir.join(SUMS), sums.as_bytes())
 }
 
 /// Loads WikiText-2 from wherever [`Lookup`] finds it.
@@ -264,13 +261,14 @@ pub fn load(explicit: Option<&Path>) -> Result<Corpus, DataError> {
 
 /// Reads the three files of `dir` as WikiText-2.
 pub fn read(dir: &Path) -> Result<Corpus, DataError> {
-    let mut corpus = text::load(&TextSpec {
-        dir,
-        files: FILES.map(Some),
-        max_vocab: None,
-        min_count: 1,
-        unk: "<unk>",
-    })?;
-    corpus.origin = corpus.origin.replacen("text corpus", "WikiText-2", 1);
-    Ok(corpus)
+    text::load_as(
+        &TextSpec {
+            dir,
+            files: FILES.map(Some),
+            max_vocab: None,
+            min_count: 1,
+            unk: "<unk>",
+        },
+        "WikiText-2",
+    )
 }

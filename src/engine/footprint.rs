@@ -16,8 +16,8 @@ use crate::model::ModelDims;
 /// PTB's vocabulary and token counts (docs/method.md §7).
 const PTB_VOCAB: u128 = 10_000;
 const PTB_TOKENS: u128 = 929_589 + 73_760 + 82_430;
-/// WikiText-2's vocabulary and tokens (with an `<eos>` a line), as PyTorch's
-/// `word_language_model` reports them; only an estimate's input.
+/// WikiText-2's vocabulary and tokens per split as its paper gives them
+/// (Merity et al. 2016, table 1); only an estimate's input, not checked here.
 const WIKITEXT2_VOCAB: u128 = 33_278;
 const WIKITEXT2_TOKENS: u128 = 2_088_628 + 217_646 + 245_569;
 /// The program itself, its threads and allocator arenas.
