@@ -189,8 +189,8 @@ pub fn fetch(url: &str, sha256: &str, dir: &Path) -> Result<(), DataError> {
         download::fetch_verified(url, &archive, sha256)?;
     }
     unpack(&archive, dir)?;
-    // The three files and their sums are committed; the archive is no longer needed, and
-    // a failure to remove it costs only disk space.
+    // The three files and their sums are committed; the archive is no
+    // longer needed, and a failure to remove it costs only disk space.
     let _ = fs::remove_file(&archive);
     Ok(())
 }
